@@ -1,0 +1,59 @@
+# bastion: build, run and test.
+#
+# `make test` is what CI runs (through .ci/run): it installs the system tools
+# the end-to-end tests drive for real (OpenSSH server and client, asciinema),
+# then vets, tests with the race detector, and fuzzes each target briefly.
+
+GO ?= go
+BIN := bin/bastion
+
+# Debian packages the tests need. Add a package by adding its name here.
+DEPS := openssh-server openssh-client asciinema
+
+# Time per target for `make fuzz`, and for the short smoke run in `make test`.
+FUZZTIME ?= 30s
+SMOKE_FUZZTIME ?= 5s
+
+.PHONY: all deps build run test vet fmt fuzz bench clean
+
+# Default: build the binary.
+all: build
+
+# Install missing Debian packages (as root), or say what to install (otherwise).
+deps:
+	@bash scripts/deps.sh $(DEPS)
+
+# Build bin/bastion. Needs neither root nor sshd.
+build:
+	@mkdir -p $(dir $(BIN))
+	$(GO) build -o $(BIN) ./cmd/bastion
+
+# Build, then start the demo server (data in ./.bastion-demo).
+run: build
+	./$(BIN) serve --demo
+
+# Everything CI checks: deps, vet, race tests (fuzz seed corpora included), fuzz smoke.
+test: deps
+	$(GO) vet ./...
+	$(GO) test -race -count=1 -timeout 12m ./...
+	@GO=$(GO) bash scripts/fuzz.sh $(SMOKE_FUZZTIME)
+
+# Static checks only.
+vet:
+	$(GO) vet ./...
+
+# Rewrite every Go file in gofmt style.
+fmt:
+	gofmt -s -w $$(find . -name '*.go' -not -path './.git/*' -not -path './vendor/*')
+
+# Fuzz every target for FUZZTIME each, e.g. `make fuzz FUZZTIME=30s`.
+fuzz:
+	@GO=$(GO) bash scripts/fuzz.sh $(FUZZTIME)
+
+# Benchmarks under ./bench, a few iterations each.
+bench:
+	$(GO) test -run '^$$' -bench . -benchtime 3x ./bench/...
+
+# Remove build output.
+clean:
+	rm -rf bin

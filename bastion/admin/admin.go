@@ -1,0 +1,300 @@
+// Package admin is the on-host control socket of a running bastion. bbolt
+// holds an exclusive lock on the store, so while `bastion serve` runs the
+// on-host commands (sessions, replay, export, revoke, keys sign) reach the
+// store through this socket: HTTP over a Unix socket of mode 0600 inside
+// data_dir, so only the bastion's own OS user can use it.
+package admin
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"strconv"
+	"time"
+
+	"github.com/bastion-dev/bastion/recorder"
+)
+
+// SocketName is the socket's file name inside data_dir.
+const SocketName = "admin.sock"
+
+// Ops is what the on-host commands need of the store. recorder.Store has
+// it, and so does Client, so a command works the same against a running
+// server and a stopped server's store file.
+type Ops interface {
+	ListSessions(ctx context.Context, f recorder.SessionFilter) ([]recorder.SessionMeta, error)
+	Session(ctx context.Context, id string) (recorder.SessionMeta, error)
+	WriteRecording(ctx context.Context, id string, w io.Writer) error
+	NextSerial(ctx context.Context) (uint64, error)
+	RecordCert(ctx context.Context, c recorder.CertRecord) error
+	Revoke(ctx context.Context, r recorder.Revocation) error
+}
+
+// RevokeHook, when set, is told of each revocation so the server can end
+// connections that are already open.
+type RevokeHook func(r recorder.Revocation)
+
+// Handler serves Ops over HTTP.
+func Handler(ops Ops, log *slog.Logger, onRevoke RevokeHook) http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /v1/sessions", func(w http.ResponseWriter, r *http.Request) {
+		f, err := filterFromQuery(r.URL.Query())
+		if err != nil {
+			httpError(w, http.StatusBadRequest, err)
+			return
+		}
+		list, err := ops.ListSessions(r.Context(), f)
+		writeJSON(w, list, err)
+	})
+	mux.HandleFunc("GET /v1/sessions/{id}", func(w http.ResponseWriter, r *http.Request) {
+		m, err := ops.Session(r.Context(), r.PathValue("id"))
+		writeJSON(w, m, err)
+	})
+	mux.HandleFunc("GET /v1/sessions/{id}/recording", func(w http.ResponseWriter, r *http.Request) {
+		id := r.PathValue("id")
+		if _, err := ops.Session(r.Context(), id); err != nil {
+			writeJSON(w, nil, err)
+			return
+		}
+		w.Header().Set("Content-Type", "application/x-asciicast")
+		if err := ops.WriteRecording(r.Context(), id, w); err != nil {
+			// Headers are gone; the client sees a truncated body and the
+			// trailer-less close. Log it for the operator.
+			log.Error("admin: write recording", "session", id, "err", err)
+		}
+	})
+	mux.HandleFunc("POST /v1/serials", func(w http.ResponseWriter, r *http.Request) {
+		n, err := ops.NextSerial(r.Context())
+		writeJSON(w, n, err)
+	})
+	mux.HandleFunc("POST /v1/certs", func(w http.ResponseWriter, r *http.Request) {
+		var c recorder.CertRecord
+		if err := json.NewDecoder(r.Body).Decode(&c); err != nil {
+			httpError(w, http.StatusBadRequest, fmt.Errorf("decode certificate record: %w", err))
+			return
+		}
+		writeJSON(w, struct{}{}, ops.RecordCert(r.Context(), c))
+	})
+	mux.HandleFunc("POST /v1/revocations", func(w http.ResponseWriter, r *http.Request) {
+		var rv recorder.Revocation
+		if err := json.NewDecoder(r.Body).Decode(&rv); err != nil {
+			httpError(w, http.StatusBadRequest, fmt.Errorf("decode revocation: %w", err))
+			return
+		}
+		err := ops.Revoke(r.Context(), rv)
+		if err == nil && onRevoke != nil {
+			onRevoke(rv)
+		}
+		writeJSON(w, struct{}{}, err)
+	})
+	return mux
+}
+
+// Listen creates the socket at path with mode 0600. A stale socket file
+// from a crashed server is removed; a live one means another server runs.
+func Listen(path string) (net.Listener, error) {
+	if c, err := net.DialTimeout("unix", path, time.Second); err == nil {
+		_ = c.Close()
+		return nil, fmt.Errorf("admin socket %s is in use: is another bastion running on this data_dir?", path)
+	}
+	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("remove stale admin socket %s: %w", path, err)
+	}
+	ln, err := net.Listen("unix", path)
+	if err != nil {
+		return nil, fmt.Errorf("admin socket %s: %w", path, err)
+	}
+	if err := os.Chmod(path, 0o600); err != nil {
+		_ = ln.Close()
+		return nil, fmt.Errorf("admin socket %s: chmod: %w", path, err)
+	}
+	return ln, nil
+}
+
+// Serve runs the admin HTTP server on ln until ctx is done.
+func Serve(ctx context.Context, ln net.Listener, h http.Handler) error {
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+	go func() {
+		<-ctx.Done()
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(sctx)
+	}()
+	err := srv.Serve(ln)
+	if errors.Is(err, http.ErrServerClosed) {
+		return nil
+	}
+	return err
+}
+
+// errorBody is the JSON of a failed call.
+type errorBody struct {
+	Error    string `json:"error"`
+	NotFound bool   `json:"not_found,omitempty"`
+}
+
+func writeJSON(w http.ResponseWriter, v any, err error) {
+	if err != nil {
+		status := http.StatusInternalServerError
+		if errors.Is(err, recorder.ErrNotFound) {
+			status = http.StatusNotFound
+		}
+		httpError(w, status, err)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+func httpError(w http.ResponseWriter, status int, err error) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(errorBody{Error: err.Error(), NotFound: status == http.StatusNotFound})
+}
+
+func filterFromQuery(q url.Values) (recorder.SessionFilter, error) {
+	f := recorder.SessionFilter{User: q.Get("user"), Target: q.Get("target")}
+	for _, p := range []struct {
+		key string
+		dst *time.Time
+	}{{"since", &f.Since}, {"until", &f.Until}} {
+		if v := q.Get(p.key); v != "" {
+			t, err := time.Parse(time.RFC3339Nano, v)
+			if err != nil {
+				return f, fmt.Errorf("%s: %w", p.key, err)
+			}
+			*p.dst = t
+		}
+	}
+	if v := q.Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 {
+			return f, fmt.Errorf("limit %q: want a non-negative number", v)
+		}
+		f.Limit = n
+	}
+	return f, nil
+}
+
+// Client talks to a running server's admin socket.
+type Client struct {
+	http *http.Client
+}
+
+// Dial returns a client for the socket at path if a server answers there,
+// and an error wrapping os.ErrNotExist when none runs.
+func Dial(path string) (*Client, error) {
+	c, err := net.DialTimeout("unix", path, time.Second)
+	if err != nil {
+		return nil, fmt.Errorf("no bastion answers on %s: %w", path, errors.Join(os.ErrNotExist, err))
+	}
+	_ = c.Close()
+	return &Client{http: &http.Client{Transport: &http.Transport{
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, "unix", path)
+		},
+	}}}, nil
+}
+
+func (c *Client) do(ctx context.Context, method, path string, body any, out any) error {
+	var rd io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			return err
+		}
+		rd = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, "http://bastion"+path, rd)
+	if err != nil {
+		return err
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return fmt.Errorf("admin socket: %w", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return decodeError(resp)
+	}
+	if w, ok := out.(io.Writer); ok {
+		_, err = io.Copy(w, resp.Body)
+		return err
+	}
+	if out != nil {
+		return json.NewDecoder(resp.Body).Decode(out)
+	}
+	return nil
+}
+
+func decodeError(resp *http.Response) error {
+	var eb errorBody
+	if err := json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&eb); err != nil {
+		return fmt.Errorf("admin socket: HTTP %d", resp.StatusCode)
+	}
+	if eb.NotFound {
+		return fmt.Errorf("%s: %w", eb.Error, recorder.ErrNotFound)
+	}
+	return errors.New(eb.Error)
+}
+
+// ListSessions implements Ops.
+func (c *Client) ListSessions(ctx context.Context, f recorder.SessionFilter) ([]recorder.SessionMeta, error) {
+	q := url.Values{}
+	if f.User != "" {
+		q.Set("user", f.User)
+	}
+	if f.Target != "" {
+		q.Set("target", f.Target)
+	}
+	if !f.Since.IsZero() {
+		q.Set("since", f.Since.Format(time.RFC3339Nano))
+	}
+	if !f.Until.IsZero() {
+		q.Set("until", f.Until.Format(time.RFC3339Nano))
+	}
+	if f.Limit > 0 {
+		q.Set("limit", strconv.Itoa(f.Limit))
+	}
+	var out []recorder.SessionMeta
+	err := c.do(ctx, http.MethodGet, "/v1/sessions?"+q.Encode(), nil, &out)
+	return out, err
+}
+
+// Session implements Ops.
+func (c *Client) Session(ctx context.Context, id string) (recorder.SessionMeta, error) {
+	var m recorder.SessionMeta
+	err := c.do(ctx, http.MethodGet, "/v1/sessions/"+url.PathEscape(id), nil, &m)
+	return m, err
+}
+
+// WriteRecording implements Ops.
+func (c *Client) WriteRecording(ctx context.Context, id string, w io.Writer) error {
+	return c.do(ctx, http.MethodGet, "/v1/sessions/"+url.PathEscape(id)+"/recording", nil, w)
+}
+
+// NextSerial implements Ops.
+func (c *Client) NextSerial(ctx context.Context) (uint64, error) {
+	var n uint64
+	err := c.do(ctx, http.MethodPost, "/v1/serials", struct{}{}, &n)
+	return n, err
+}
+
+// RecordCert implements Ops.
+func (c *Client) RecordCert(ctx context.Context, rec recorder.CertRecord) error {
+	return c.do(ctx, http.MethodPost, "/v1/certs", rec, nil)
+}
+
+// Revoke implements Ops.
+func (c *Client) Revoke(ctx context.Context, r recorder.Revocation) error {
+	return c.do(ctx, http.MethodPost, "/v1/revocations", r, nil)
+}

@@ -1,0 +1,163 @@
+package bastion
+
+import (
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+	"text/tabwriter"
+	"time"
+)
+
+// builtins are the words that never name a target (policy refuses them as
+// target names). Words of later issues answer that they are not here yet
+// rather than being mistaken for a target.
+var builtinHelp = []struct{ word, help string }{
+	{"whoami", "who your certificate says you are"},
+	{"targets", "the targets you may reach"},
+	{"help", "this text"},
+}
+
+// route decides what this session is (ARCHITECTURE.md, step 2): the SSH user
+// name or the first word of the command names a target; a built-in word runs
+// that; otherwise the menu with a PTY, the target list without.
+func (st *session) route() exitResult {
+	if login := st.sess.User(); st.loginIsTarget() {
+		return st.runTarget(login, strings.TrimLeft(st.sess.RawCommand(), " \t"))
+	}
+	word, rest := splitFirstWord(st.sess.RawCommand())
+	switch word {
+	case "":
+		if st.hasPty {
+			return st.menu()
+		}
+		st.printTargets(st.stdout)
+		return exitResult{}
+	case "whoami":
+		st.whoami(st.stdout)
+		return exitResult{}
+	case "targets":
+		st.printTargets(st.stdout)
+		return exitResult{}
+	case "help":
+		st.help(st.stdout)
+		return exitResult{}
+	}
+	if _, ok := st.srv.cfg.Target(word); ok {
+		return st.runTarget(word, rest)
+	}
+	st.errorf("%q is neither a target you may reach nor a command; `ssh %s help` lists the commands, `ssh %s targets` your targets",
+		word, st.srv.hostName, st.srv.hostName)
+	return exitResult{code: 2}
+}
+
+// runTarget decides (step 3) and connects (step 4).
+func (st *session) runTarget(name, command string) exitResult {
+	t, ok := st.srv.cfg.Target(name)
+	if !ok || !st.srv.cfg.CanAccess(st.id.Groups, name) {
+		// One message for "no such target" and "not yours": target names
+		// are not disclosed to those who may not reach them.
+		st.srv.log.Warn("target refused", "user", st.id.User, "groups", st.id.Groups, "target", name)
+		st.errorf("no target %q that you may reach; `ssh %s targets` lists yours", name, st.srv.hostName)
+		return exitResult{code: 1, reason: "access denied"}
+	}
+	st.visit(t.Name)
+	var res exitResult
+	switch t.Kind {
+	case "ssh":
+		res = st.proxySSH(t, command)
+	case "command":
+		res = st.runCommand(t, command)
+	default:
+		st.errorf("%s is a %s target; database targets are not supported by this version of bastion yet", t.Name, t.Kind)
+		res = exitResult{code: 1, reason: "unsupported target kind"}
+	}
+	st.leave(t.Name, res)
+	return res
+}
+
+func (st *session) whoami(w io.Writer) {
+	nl := st.newline()
+	fmt.Fprintf(w, "user:    %s%s", st.id.User, nl)
+	fmt.Fprintf(w, "groups:  %s%s", strings.Join(st.id.Groups, ","), nl)
+	fmt.Fprintf(w, "serial:  %d%s", st.id.Serial, nl)
+	fmt.Fprintf(w, "key:     %s%s", st.id.KeyFingerprint, nl)
+	fmt.Fprintf(w, "expires: %s (in %s)%s", st.id.ValidBefore.UTC().Format(time.RFC3339),
+		st.id.ValidBefore.Sub(st.srv.now()).Round(time.Second), nl)
+}
+
+func (st *session) printTargets(w io.Writer) {
+	ts := st.srv.cfg.TargetsFor(st.id.Groups)
+	if len(ts) == 0 {
+		fmt.Fprintf(w, "You may reach no targets. Ask an admin to add one of your groups (%s) to a role.%s",
+			strings.Join(st.id.Groups, ","), st.newline())
+		return
+	}
+	tw := tabwriter.NewWriter(newlineWriter{w: w, nl: st.newline()}, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "TARGET\tKIND\tDESCRIPTION")
+	for _, t := range ts {
+		fmt.Fprintf(tw, "%s\t%s\t%s\n", t.Name, t.Kind, t.Description)
+	}
+	_ = tw.Flush()
+}
+
+func (st *session) help(w io.Writer) {
+	nl := st.newline()
+	fmt.Fprintf(w, "Usage: ssh %s [TARGET [COMMAND] | COMMAND]%s", st.srv.hostName, nl)
+	fmt.Fprintf(w, "       ssh TARGET@%s%s%s", st.srv.hostName, nl, nl)
+	words := append([]struct{ word, help string }(nil), builtinHelp...)
+	sort.Slice(words, func(i, j int) bool { return words[i].word < words[j].word })
+	for _, b := range words {
+		fmt.Fprintf(w, "  %-10s %s%s", b.word, b.help, nl)
+	}
+}
+
+// newline is what ends a line on this client: with a PTY the client's
+// terminal is in raw mode, so a bare \n would not return the carriage.
+func (st *session) newline() string {
+	if st.hasPty {
+		return "\r\n"
+	}
+	return "\n"
+}
+
+// errorf writes a message for the user to stderr (recorded).
+func (st *session) errorf(format string, args ...any) {
+	fmt.Fprintf(st.stderr, "bastion: "+format+st.newline(), args...)
+}
+
+// internalError logs err for the operator and tells the user only that it
+// happened.
+func (st *session) internalError(what string, err error) exitResult {
+	st.srv.log.Error("session error", "user", st.id.User, "what", what, "err", err)
+	st.errorf("internal error (%s); the session was ended", what)
+	return exitResult{code: 255, reason: what + ": " + err.Error()}
+}
+
+// newlineWriter turns \n into nl, for tabwriter output on a PTY.
+type newlineWriter struct {
+	w  io.Writer
+	nl string
+}
+
+func (n newlineWriter) Write(p []byte) (int, error) {
+	if n.nl == "\n" {
+		return n.w.Write(p)
+	}
+	if _, err := io.WriteString(n.w, strings.ReplaceAll(string(p), "\n", n.nl)); err != nil {
+		return 0, err
+	}
+	return len(p), nil
+}
+
+// loginIsTarget reports whether the SSH login name names a target
+// (`ssh web-1@bastion`). Any other login name, the principal or the user's
+// local name that a stock client sends, routes by the command.
+func (st *session) loginIsTarget() bool {
+	login := st.sess.User()
+	if login == st.id.User {
+		return false
+	}
+	_, ok := st.srv.cfg.Target(login)
+	return ok
+}

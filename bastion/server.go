@@ -1,0 +1,270 @@
+// Package bastion is the SSH server: authentication, routing, the menu, the
+// session lifecycle and the target connectors. It is the only package that
+// touches the network.
+//
+// The life of one connection, in call order:
+//
+//  1. accept           Server.Serve hands the TCP connection to the SSH library.
+//  2. authenticate     publicKeyCallback (auth.go) verifies the user certificate
+//     with keys.Verifier; every refusal goes through refuse(),
+//     which logs the reason and shows the user a banner.
+//     Passwords and keyboard-interactive are never offered.
+//  3. channels         only "session" channels are accepted; port forwarding,
+//     agent forwarding, X11 and subsystems are refused.
+//  4. session requests pty-req (recorded by ptyHandler), env, then shell or exec
+//     starts handleSession in its own goroutine.
+//  5. handleSession    (session.go) re-checks the key that authenticated, opens
+//     the recording, routes (route.go) to a built-in word, the
+//     menu or a target, and streams until one side ends.
+//  6. end              exit status or signal back to the client, recording
+//     closed, session row finalised.
+package bastion
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"time"
+
+	"charm.land/ssh"
+	"charm.land/wish/v2"
+	gossh "golang.org/x/crypto/ssh"
+
+	"github.com/bastion-dev/bastion/keys"
+	"github.com/bastion-dev/bastion/policy"
+	"github.com/bastion-dev/bastion/recorder"
+)
+
+// Options are the dependencies of a Server. Everything it needs is passed in
+// here: the server holds no global state.
+type Options struct {
+	Config      *policy.Config
+	HostSigners []gossh.Signer  // the bastion's host key, and its certificate signer when a host CA signed it
+	UserCA      gossh.PublicKey // only certificates signed by this key are accepted
+	TargetCA    gossh.Signer    // signs one-minute certificates for targets with auth: ca; may be nil
+	Store       recorder.Store
+	Logger      *slog.Logger
+	Now         func() time.Time // nil means time.Now
+	// HostName is how users reach the bastion, used in messages ("ssh -p 2222 127.0.0.1").
+	HostName string
+}
+
+// Server is the bastion's SSH server.
+type Server struct {
+	cfg      *policy.Config
+	store    recorder.Store
+	log      *slog.Logger
+	now      func() time.Time
+	verifier *keys.Verifier
+	targetCA gossh.Signer
+	hostName string
+
+	ssh  *ssh.Server
+	ptys ptyRegistry
+
+	// sessions counts running session handlers so that shutdown can wait for
+	// their recordings to be finalised.
+	sessions sync.WaitGroup
+}
+
+// New builds a server from its dependencies. It does not listen yet.
+func New(opt Options) (*Server, error) {
+	if opt.Config == nil || len(opt.HostSigners) == 0 || opt.UserCA == nil || opt.Store == nil {
+		return nil, errors.New("bastion.New: Config, HostSigners, UserCA and Store are required")
+	}
+	s := &Server{
+		cfg:      opt.Config,
+		store:    opt.Store,
+		log:      opt.Logger,
+		now:      opt.Now,
+		targetCA: opt.TargetCA,
+		hostName: opt.HostName,
+	}
+	if s.log == nil {
+		s.log = slog.Default()
+	}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	if s.hostName == "" {
+		s.hostName = "bastion"
+	}
+	s.verifier = &keys.Verifier{
+		CA:   opt.UserCA,
+		Host: s.hostName,
+		Now:  s.now,
+		IsRevoked: func(serial uint64, user string) (bool, error) {
+			// Revocation is a security decision: a store error refuses
+			// (keys.Verifier fails closed on a non-nil error).
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			return s.store.IsRevoked(ctx, serial, user, time.Time{})
+		},
+	}
+
+	srv := &ssh.Server{
+		Version:     "bastion",
+		HostSigners: hostSigners(opt.HostSigners),
+		PtyCallback: func(ctx ssh.Context, _ ssh.Pty) bool {
+			// The certificate decides, as in OpenSSH: ours carry permit-pty.
+			_, ok := ctx.Permissions().Extensions["permit-pty"]
+			return ok
+		},
+		// The library would fill PublicKeyCallback from a PublicKeyHandler
+		// that can only answer yes or no; we set the callback ourselves so
+		// that a refusal can carry a banner (see refuse).
+		ServerConfigCallback: s.serverConfig,
+		PtyHandler:           s.ptys.handle,
+		Handler: chain(s.handleSession,
+			s.recoverMiddleware,
+			s.logMiddleware,
+		),
+		IdleTimeout: time.Duration(s.cfg.Session.IdleTimeout),
+		MaxTimeout:  time.Duration(s.cfg.Session.MaxDuration),
+		// 30 s is generous for a human-driven handshake and bounds how long
+		// an unauthenticated connection can hold a slot.
+		HandshakeTimeout: 30 * time.Second,
+		ChannelHandlers: map[string]ssh.ChannelHandler{
+			"session":      ssh.DefaultSessionHandler,
+			"direct-tcpip": refuseChannel("port forwarding is disabled on this bastion"),
+			"default":      refuseChannel("this channel type is not allowed on this bastion"),
+		},
+		RequestHandlers: map[string]ssh.RequestHandler{
+			"default": refuseRequest,
+		},
+		SubsystemHandlers: map[string]ssh.SubsystemHandler{},
+		ConnectionFailedCallback: func(conn net.Conn, err error) {
+			s.log.Info("connection failed", "client", conn.RemoteAddr().String(), "err", err)
+		},
+	}
+	s.ssh = srv
+	return s, nil
+}
+
+// Serve accepts connections on ln until Shutdown or Close.
+func (s *Server) Serve(ln net.Listener) error {
+	err := s.ssh.Serve(ln)
+	if errors.Is(err, ssh.ErrServerClosed) {
+		return nil
+	}
+	return err
+}
+
+// Shutdown stops accepting, lets open sessions finish until ctx is done, then
+// closes them and waits (bounded) for their recordings to be finalised.
+func (s *Server) Shutdown(ctx context.Context) error {
+	err := s.ssh.Shutdown(ctx)
+	if err != nil {
+		// Deadline passed with sessions still open: close them. Their
+		// handlers see the channel close and finalise their recordings.
+		_ = s.ssh.Close()
+	}
+	done := make(chan struct{})
+	go func() { s.sessions.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		return fmt.Errorf("shutdown: sessions still finalising after 10s")
+	}
+	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
+		return nil
+	}
+	return err
+}
+
+// Close closes every listener and connection at once.
+func (s *Server) Close() error { return s.ssh.Close() }
+
+// chain applies wish middlewares, outermost (and safest) first.
+func chain(h ssh.Handler, outermostFirst ...wish.Middleware) ssh.Handler {
+	for i := len(outermostFirst) - 1; i >= 0; i-- {
+		h = outermostFirst[i](h)
+	}
+	return h
+}
+
+// recoverMiddleware keeps one session's bug from taking the server down, and
+// ends that session with a failure status instead of leaving it hanging.
+func (s *Server) recoverMiddleware(next ssh.Handler) ssh.Handler {
+	return func(sess ssh.Session) {
+		defer func() {
+			if r := recover(); r != nil {
+				s.log.Error("session panic", "panic", r, "user", sess.User(), "client", sess.RemoteAddr().String())
+				_, _ = fmt.Fprintln(sess.Stderr(), "bastion: internal error; the session was ended and the operator was notified")
+				_ = sess.Exit(1)
+			}
+		}()
+		next(sess)
+	}
+}
+
+// logMiddleware logs the start and end of each session channel.
+func (s *Server) logMiddleware(next ssh.Handler) ssh.Handler {
+	return func(sess ssh.Session) {
+		start := s.now()
+		s.log.Info("session start", "login", sess.User(), "client", sess.RemoteAddr().String(), "command", sess.RawCommand())
+		next(sess)
+		s.log.Info("session end", "login", sess.User(), "client", sess.RemoteAddr().String(), "duration", s.now().Sub(start).String())
+	}
+}
+
+func refuseChannel(msg string) ssh.ChannelHandler {
+	return func(_ *ssh.Server, _ *gossh.ServerConn, ch gossh.NewChannel, _ ssh.Context) {
+		_ = ch.Reject(gossh.Prohibited, msg)
+	}
+}
+
+// refuseRequest answers every global request (tcpip-forward among them) no.
+func refuseRequest(_ ssh.Context, _ *ssh.Server, _ *gossh.Request) (bool, []byte) {
+	return false, nil
+}
+
+// ptyRegistry remembers the pty-req of each session channel. The SSH library
+// would otherwise either emulate a PTY (rewriting \n to \r\n in our output,
+// which corrupts a proxied terminal stream) or allocate a local one. We want
+// neither: the PTY lives on the target.
+type ptyRegistry struct {
+	mu   sync.Mutex
+	ptys map[ssh.Session]ssh.Pty
+}
+
+func (r *ptyRegistry) handle(_ ssh.Context, sess ssh.Session, p ssh.Pty) (func() error, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.ptys == nil {
+		r.ptys = make(map[ssh.Session]ssh.Pty)
+	}
+	r.ptys[sess] = p
+	return func() error {
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		delete(r.ptys, sess)
+		return nil
+	}, nil
+}
+
+func (r *ptyRegistry) get(sess ssh.Session) (ssh.Pty, bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	p, ok := r.ptys[sess]
+	return p, ok
+}
+
+func hostSigners(in []gossh.Signer) []ssh.Signer {
+	out := make([]ssh.Signer, len(in))
+	for i, s := range in {
+		out[i] = s
+	}
+	return out
+}
+
+// Revoked is told of a revocation made through the admin socket. Open
+// connections of revoked certificates are ended by issue 3's work; for now
+// new sessions on open connections are refused by identityOf, which
+// re-checks revocation.
+func (s *Server) Revoked(r recorder.Revocation) {
+	s.log.Info("revocation", "serial", r.Serial, "user", r.User, "by", r.By)
+}

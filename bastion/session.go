@@ -1,0 +1,292 @@
+package bastion
+
+import (
+	"context"
+	"crypto/rand"
+	"fmt"
+	"io"
+	"strings"
+	"sync"
+	"time"
+
+	"charm.land/ssh"
+	gossh "golang.org/x/crypto/ssh"
+
+	"github.com/bastion-dev/bastion/keys"
+	"github.com/bastion-dev/bastion/recorder"
+)
+
+// The life of one session channel, in call order:
+//
+//  1. handleSession    identity re-checked, PTY and environment read
+//  2. recording opened (a session that cannot be recorded does not start)
+//  3. input pump and window-change drain started; both end with the channel
+//  4. route            built-in word, menu, target list or a target
+//  5. finish           recording closed and the row finalised, then the exit
+//                      status (or signal) sent after all output was written
+
+// exitResult is how a session (or one target visit) ended.
+type exitResult struct {
+	code   int
+	signal string // non-empty when the target was killed by a signal (no SIG prefix)
+	reason string // why it ended abnormally, for the session row; empty when normal
+}
+
+// envAllowList names the client variables passed on to targets. Anything else
+// (LD_PRELOAD, BASH_ENV, …) could change what a target runs.
+func envAllowed(key string) bool {
+	return key == "LANG" || key == "TERM" || strings.HasPrefix(key, "LC_")
+}
+
+// session is one session channel in progress.
+type session struct {
+	srv  *Server
+	sess ssh.Session
+	id   *keys.Identity
+	rec  *recorder.Recorder
+
+	ctx    context.Context // done when the connection ends or the recording failed (terminate mode)
+	cancel context.CancelFunc
+
+	pty    ssh.Pty
+	hasPty bool
+	env    []string // allow-listed client environment, KEY=VALUE
+
+	stdout io.Writer // to the client, recorded
+	stderr io.Writer // to the client, recorded
+	input  *inputPump
+
+	winMu    sync.Mutex
+	win      ssh.Window
+	onResize func(ssh.Window) // the current consumer's resize hook, under winMu
+
+	targetsMu sync.Mutex
+	visited   []string
+}
+
+func (s *Server) handleSession(sess ssh.Session) {
+	s.sessions.Add(1)
+	defer s.sessions.Done()
+
+	id, err := s.identityOf(sess)
+	if err != nil {
+		s.log.Warn("session refused", "login", sess.User(), "client", sess.RemoteAddr().String(), "err", err)
+		_, _ = fmt.Fprintf(sess.Stderr(), "bastion: your certificate is no longer accepted (%s); get a new one and reconnect\r\n", refusalMessage(err))
+		_ = sess.Exit(1)
+		return
+	}
+	pty, hasPty := s.ptys.get(sess)
+	var env []string
+	for _, kv := range sess.Environ() {
+		if k, _, ok := strings.Cut(kv, "="); ok && envAllowed(k) && k != "TERM" {
+			env = append(env, kv)
+		}
+	}
+
+	now := s.now()
+	sid, err := recorder.NewSessionID(now, rand.Reader)
+	if err != nil {
+		s.endUnrecorded(sess, fmt.Errorf("session id: %w", err))
+		return
+	}
+	width, height, term := 80, 24, ""
+	if hasPty {
+		width, height, term = pty.Window.Width, pty.Window.Height, pty.Term
+	}
+	initialTarget := ""
+	if _, ok := s.cfg.Target(sess.User()); ok && sess.User() != id.User {
+		initialTarget = sess.User()
+	} else if w, _ := splitFirstWord(sess.RawCommand()); w != "" {
+		if _, ok := s.cfg.Target(w); ok {
+			initialTarget = w
+		}
+	}
+	title := id.User + "@" + s.hostName
+	if initialTarget != "" {
+		title = id.User + " → " + initialTarget
+	}
+	ctx, cancel := context.WithCancel(sess.Context())
+	defer cancel()
+	rec, err := recorder.NewRecorder(ctx, recorder.RecorderConfig{
+		Store: s.store,
+		Meta: recorder.SessionMeta{
+			ID: sid, User: id.User, Serial: id.Serial, ClientAddr: sess.RemoteAddr().String(),
+			Target: initialTarget, Start: now, State: recorder.StateActive,
+			Width: width, Height: height, Term: term, Title: title,
+		},
+		FlushInterval: time.Duration(s.cfg.Recording.FlushInterval),
+		RecordInput:   s.cfg.Recording.Input,
+		Now:           s.now,
+		Logger:        s.log.With("session", sid),
+	})
+	if err != nil {
+		s.endUnrecorded(sess, err)
+		return
+	}
+
+	st := &session{
+		srv: s, sess: sess, id: id, rec: rec, ctx: ctx, cancel: cancel,
+		pty: pty, hasPty: hasPty, env: env, win: pty.Window,
+	}
+	terminate := s.cfg.Recording.OnFailure != "continue"
+	failed := func() bool {
+		if !terminate {
+			return false
+		}
+		select {
+		case <-rec.Failed():
+			return true
+		default:
+			return false
+		}
+	}
+	st.stdout = &recordedWriter{w: sess, rec: rec, failed: failed}
+	st.stderr = &recordedWriter{w: sess.Stderr(), rec: rec, failed: failed}
+	st.input = newInputPump(sess, rec)
+	if hasPty {
+		_, winCh, _ := sess.Pty()
+		go st.drainWindowChanges(winCh)
+	}
+	done := make(chan struct{})
+	defer close(done)
+	go st.watchRecording(terminate, done)
+
+	s.log.Info("session recording", "session", sid, "user", id.User, "target", initialTarget, "pty", hasPty)
+	res := st.route()
+	st.finish(res)
+}
+
+// endUnrecorded refuses a session that could not be recorded: PCI DSS 10.2
+// wants every access to cardholder systems logged, so none goes unrecorded.
+func (s *Server) endUnrecorded(sess ssh.Session, err error) {
+	s.log.Error("session not started: recording unavailable", "client", sess.RemoteAddr().String(), "err", err)
+	_, _ = fmt.Fprint(sess.Stderr(), "bastion: session recording is unavailable, so no session can start; please tell the bastion operator\r\n")
+	_ = sess.Exit(1)
+}
+
+// watchRecording ends the session when its recording fails in terminate mode.
+func (st *session) watchRecording(terminate bool, done <-chan struct{}) {
+	select {
+	case <-done:
+	case <-st.rec.Failed():
+		st.srv.log.Error("recording failed", "user", st.id.User, "err", st.rec.Err(), "terminate", terminate)
+		if terminate {
+			// Straight to the channel: this message cannot be recorded.
+			_, _ = fmt.Fprint(st.sess.Stderr(), "\r\nbastion: the session recording failed, so the session was ended (recording.on_failure: terminate)\r\n")
+			st.cancel()
+		}
+	}
+}
+
+// drainWindowChanges reads every window change for the life of the channel:
+// the SSH library blocks its request loop until each one is taken, so a
+// consumer that stopped reading would freeze signals and EOF too.
+func (st *session) drainWindowChanges(winCh <-chan ssh.Window) {
+	first := true
+	for w := range winCh {
+		if first && w == st.pty.Window {
+			// The initial size from pty-req; the header already has it.
+			first = false
+			continue
+		}
+		first = false
+		st.winMu.Lock()
+		st.win = w
+		hook := st.onResize
+		st.winMu.Unlock()
+		st.rec.Resize(w.Width, w.Height)
+		if hook != nil {
+			hook(w)
+		}
+	}
+}
+
+// attachResize makes fn receive window changes from now on and returns the
+// current size, so that the consumer can apply the size it starts with before
+// any resize (a resize sent before the target's pty-req is lost otherwise).
+func (st *session) attachResize(fn func(ssh.Window)) ssh.Window {
+	st.winMu.Lock()
+	defer st.winMu.Unlock()
+	st.onResize = fn
+	return st.win
+}
+
+func (st *session) detachResize() {
+	st.winMu.Lock()
+	st.onResize = nil
+	st.winMu.Unlock()
+}
+
+func (st *session) window() ssh.Window {
+	st.winMu.Lock()
+	defer st.winMu.Unlock()
+	return st.win
+}
+
+// visit marks the recording where the session enters a target.
+func (st *session) visit(target string) {
+	st.rec.Marker("enter " + target)
+	st.targetsMu.Lock()
+	st.visited = append(st.visited, target)
+	st.targetsMu.Unlock()
+}
+
+func (st *session) leave(target string, res exitResult) {
+	label := fmt.Sprintf("leave %s exit=%d", target, res.code)
+	if res.signal != "" {
+		label = fmt.Sprintf("leave %s signal=%s", target, res.signal)
+	}
+	st.rec.Marker(label)
+}
+
+// finish closes the recording, then reports the exit to the client. All
+// output was written synchronously before, so exit-status follows the last
+// byte of stdout and stderr, and EOF precedes it as OpenSSH's sshd does.
+func (st *session) finish(res exitResult) {
+	code := res.code
+	state := recorder.StateClosed
+	if st.ctx.Err() != nil && res.reason == "" && st.sess.Context().Err() == nil {
+		res.reason = "recording failed"
+	}
+	if res.reason != "" && st.rec.Err() != nil {
+		state = recorder.StateInterrupted
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := st.rec.Close(ctx, &code, state, res.reason); err != nil {
+		st.srv.log.Error("recording close failed", "user", st.id.User, "err", err)
+	}
+	_ = st.sess.CloseWrite()
+	if res.signal != "" {
+		payload := gossh.Marshal(struct {
+			Signal     string
+			CoreDumped bool
+			Error      string
+			Lang       string
+		}{Signal: res.signal})
+		_, _ = st.sess.SendRequest("exit-signal", false, payload)
+		_ = st.sess.Close()
+		return
+	}
+	_ = st.sess.Exit(code)
+}
+
+// refusalMessage is the user-safe text of an authentication error.
+func refusalMessage(err error) string {
+	if r, ok := err.(*keys.Refusal); ok {
+		return r.Message
+	}
+	return "it could not be verified"
+}
+
+// splitFirstWord splits a raw command into its first word and the rest,
+// keeping the rest byte for byte: the target's shell parses it, as OpenSSH's
+// sshd hands the command string to the user's shell.
+func splitFirstWord(raw string) (first, rest string) {
+	raw = strings.TrimLeft(raw, " \t")
+	i := strings.IndexAny(raw, " \t")
+	if i < 0 {
+		return raw, ""
+	}
+	return raw[:i], strings.TrimLeft(raw[i:], " \t")
+}

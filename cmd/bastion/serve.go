@@ -1,0 +1,163 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"time"
+
+	gossh "golang.org/x/crypto/ssh"
+	"golang.org/x/crypto/ssh/knownhosts"
+
+	"github.com/bastion-dev/bastion/bastion"
+	"github.com/bastion-dev/bastion/bastion/admin"
+	"github.com/bastion-dev/bastion/keys"
+	"github.com/bastion-dev/bastion/policy"
+	"github.com/bastion-dev/bastion/recorder"
+)
+
+// hostCertValidity is how long the bastion's host certificate lasts. It is
+// re-signed at every start, so a year only matters for a server that never
+// restarts.
+const hostCertValidity = 365 * 24 * time.Hour
+
+func runServe(ctx context.Context, e *env, args []string) error {
+	fs := newFlags(e, "serve", "serve [--config F] [--demo] [--listen ADDR] [--shutdown-grace 30s]")
+	cfgPath := fs.String("config", "", "configuration file (default $BASTION_CONFIG, then ./bastion.yaml)")
+	demo := fs.Bool("demo", false, "run the embedded demo: data in ./.bastion-demo, a demo target, instructions printed")
+	listen := fs.String("listen", "", "override the listen address")
+	grace := fs.Duration("shutdown-grace", 30*time.Second, "on SIGTERM, how long open sessions may finish before they are closed")
+	if _, err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	var (
+		cfg *policy.Config
+		err error
+	)
+	if *demo {
+		cfg, err = demoConfig(demoDir)
+	} else {
+		cfg, err = loadConfig(e, *cfgPath)
+	}
+	if err != nil {
+		return err
+	}
+	if *listen != "" {
+		cfg.Listen = *listen
+	}
+	return serve(ctx, e, cfg, *demo, *grace)
+}
+
+func serve(ctx context.Context, e *env, cfg *policy.Config, demo bool, grace time.Duration) error {
+	root, err := openDataDir(cfg)
+	if err != nil {
+		return err
+	}
+	defer root.Close()
+	auth, err := loadAuthorities(root)
+	if err != nil {
+		return err
+	}
+	store, err := recorder.OpenBolt(filepath.Join(cfg.DataDir, storeFile), recorder.BoltOptions{Timeout: 2 * time.Second})
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	now := time.Now()
+	if ids, err := store.MarkInterrupted(ctx, now); err != nil {
+		return fmt.Errorf("recover sessions of the previous run: %w", err)
+	} else if len(ids) > 0 {
+		e.log.Warn("sessions of the previous run marked interrupted", "count", len(ids), "ids", ids)
+	}
+
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("listen %s: %w", cfg.Listen, err)
+	}
+	hostName, port := hostPort(ln.Addr())
+	hostCert, err := keys.IssueHostCert(auth.hostCA, auth.hostKey.PublicKey(), []string{hostName, "localhost", "127.0.0.1"}, now, hostCertValidity)
+	if err != nil {
+		_ = ln.Close()
+		return err
+	}
+	certSigner, err := gossh.NewCertSigner(hostCert, auth.hostKey)
+	if err != nil {
+		_ = ln.Close()
+		return fmt.Errorf("host certificate signer: %w", err)
+	}
+	srv, err := bastion.New(bastion.Options{
+		Config:      cfg,
+		HostSigners: []gossh.Signer{auth.hostKey, certSigner},
+		UserCA:      auth.userCA.PublicKey(),
+		TargetCA:    auth.targetCA,
+		Store:       store,
+		Logger:      e.log,
+		HostName:    hostName,
+	})
+	if err != nil {
+		_ = ln.Close()
+		return err
+	}
+
+	adminLn, err := admin.Listen(filepath.Join(cfg.DataDir, admin.SocketName))
+	if err != nil {
+		_ = ln.Close()
+		return err
+	}
+	adminCtx, stopAdmin := context.WithCancel(context.Background())
+	adminDone := make(chan error, 1)
+	go func() { adminDone <- admin.Serve(adminCtx, adminLn, admin.Handler(store, e.log, srv.Revoked)) }()
+	defer func() {
+		stopAdmin()
+		<-adminDone
+	}()
+
+	if err := writeKnownHosts(cfg, root, ln.Addr(), auth); err != nil {
+		e.log.Warn("could not write known_hosts for clients", "err", err)
+	}
+	e.log.Info("bastion listening", "addr", ln.Addr().String(), "data_dir", cfg.DataDir, "targets", len(cfg.Targets))
+	if demo {
+		printDemoHelp(e, cfg, hostName, port)
+	}
+
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+	select {
+	case err := <-served:
+		return err
+	case <-ctx.Done():
+	}
+	e.log.Info("shutting down: no new connections; open sessions may finish", "grace", grace.String())
+	sctx, cancel := context.WithTimeout(context.Background(), grace)
+	defer cancel()
+	err = srv.Shutdown(sctx)
+	<-served
+	return err
+}
+
+// writeKnownHosts leaves data_dir/known_hosts for clients of this bastion:
+// the host key and the host CA, so `ssh -o UserKnownHostsFile=...` works
+// without trust on first use.
+func writeKnownHosts(cfg *policy.Config, root *os.Root, addr net.Addr, auth *authorities) error {
+	host, port := hostPort(addr)
+	hostPattern := knownhosts.Normalize(net.JoinHostPort(host, fmt.Sprint(port)))
+	line := knownhosts.Line([]string{hostPattern}, auth.hostKey.PublicKey()) + "\n" +
+		keys.KnownHostsCALine(hostPattern, auth.hostCA.PublicKey()) + "\n"
+	return root.WriteFile("known_hosts", []byte(line), 0o644)
+}
+
+func hostPort(a net.Addr) (string, int) {
+	ta, ok := a.(*net.TCPAddr)
+	if !ok {
+		return a.String(), 0
+	}
+	host := ta.IP.String()
+	if ta.IP.IsUnspecified() {
+		if h, err := os.Hostname(); err == nil {
+			host = h
+		}
+	}
+	return host, ta.Port
+}

@@ -1,0 +1,248 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"text/tabwriter"
+	"time"
+
+	"github.com/bastion-dev/bastion/policy"
+	"github.com/bastion-dev/bastion/recorder"
+)
+
+func runSessions(ctx context.Context, e *env, args []string) error {
+	fs := newFlags(e, "sessions", "sessions [--config F] [--user U] [--target T] [--since T] [--until T] [--limit N] [--json]")
+	cfgPath := fs.String("config", "", "configuration file")
+	user := fs.String("user", "", "only sessions of this user")
+	target := fs.String("target", "", "only sessions that reached this target")
+	since := fs.String("since", "", "only sessions started at or after T (RFC 3339, or a duration ago: 24h, 7d)")
+	until := fs.String("until", "", "only sessions started before T (RFC 3339, or a duration ago)")
+	limit := fs.Int("limit", 0, "at most N sessions (newest first)")
+	asJSON := fs.Bool("json", false, "one JSON object per line")
+	pos, err := parseFlags(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 0 {
+		return usagef("unexpected argument %q", pos[0])
+	}
+	f := recorder.SessionFilter{User: *user, Target: *target, Limit: *limit}
+	now := time.Now()
+	if f.Since, err = parseWhen(*since, now); err != nil {
+		return usagef("--since: %v", err)
+	}
+	if f.Until, err = parseWhen(*until, now); err != nil {
+		return usagef("--until: %v", err)
+	}
+	cfg, err := loadConfig(e, *cfgPath)
+	if err != nil {
+		return err
+	}
+	ops, closeOps, err := openOps(cfg)
+	if err != nil {
+		return err
+	}
+	defer closeOps()
+	ctx, cancel := withTimeout(ctx)
+	defer cancel()
+	list, err := ops.ListSessions(ctx, f)
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		enc := json.NewEncoder(e.stdout)
+		for _, m := range list {
+			if err := enc.Encode(m); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tSTART\tDURATION\tUSER\tTARGET\tSTATE\tEXIT\tCLIENT")
+	for _, m := range list {
+		dur, exit := "-", "-"
+		if !m.End.IsZero() {
+			dur = m.End.Sub(m.Start).Round(time.Second).String()
+		}
+		if m.ExitStatus != nil {
+			exit = fmt.Sprint(*m.ExitStatus)
+		}
+		target := m.Target
+		if target == "" {
+			target = "-"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", m.ID, m.Start.Local().Format("2006-01-02 15:04:05"),
+			dur, m.User, target, m.State, exit, m.ClientAddr)
+	}
+	return tw.Flush()
+}
+
+// parseWhen reads a point in time: RFC 3339, or a duration before now.
+func parseWhen(s string, now time.Time) (time.Time, error) {
+	if s == "" {
+		return time.Time{}, nil
+	}
+	if t, err := time.Parse(time.RFC3339, s); err == nil {
+		return t, nil
+	}
+	d, err := policy.ParseDuration(s)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("%q is neither RFC 3339 (2026-12-01T09:00:00Z) nor a duration (24h, 7d)", s)
+	}
+	return now.Add(-d), nil
+}
+
+func runReplay(ctx context.Context, e *env, args []string) error {
+	fs := newFlags(e, "replay", "replay ID [--config F] [--speed X] [--idle-limit S]")
+	cfgPath := fs.String("config", "", "configuration file")
+	speed := fs.Float64("speed", 1, "playback speed factor (2 = twice as fast)")
+	idle := fs.Duration("idle-limit", 0, "cap every pause at this (e.g. 2s); 0 keeps the original pauses")
+	pos, err := parseFlags(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 1 {
+		return usagef("want one session ID (see `bastion sessions`)")
+	}
+	if *speed <= 0 {
+		return usagef("--speed must be above 0")
+	}
+	cfg, err := loadConfig(e, *cfgPath)
+	if err != nil {
+		return err
+	}
+	ops, closeOps, err := openOps(cfg)
+	if err != nil {
+		return err
+	}
+	defer closeOps()
+	if _, err := ops.Session(ctx, pos[0]); err != nil {
+		return notFoundHint(err, pos[0])
+	}
+	pr, pw := io.Pipe()
+	go func() { pw.CloseWithError(ops.WriteRecording(ctx, pos[0], pw)) }()
+	defer pr.Close()
+	return recorder.Play(ctx, pr, e.stdout, recorder.PlayOptions{Speed: *speed, IdleLimit: *idle})
+}
+
+func runExport(ctx context.Context, e *env, args []string) error {
+	fs := newFlags(e, "export", "export ID [--config F] [-o FILE]")
+	cfgPath := fs.String("config", "", "configuration file")
+	out := fs.String("o", "", "write to FILE instead of standard output")
+	pos, err := parseFlags(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 1 {
+		return usagef("want one session ID (see `bastion sessions`)")
+	}
+	cfg, err := loadConfig(e, *cfgPath)
+	if err != nil {
+		return err
+	}
+	ops, closeOps, err := openOps(cfg)
+	if err != nil {
+		return err
+	}
+	defer closeOps()
+	ctx, cancel := withTimeout(ctx)
+	defer cancel()
+	if _, err := ops.Session(ctx, pos[0]); err != nil {
+		return notFoundHint(err, pos[0])
+	}
+	if *out == "" {
+		return ops.WriteRecording(ctx, pos[0], e.stdout)
+	}
+	// Write beside the destination and rename, so a failed export never
+	// leaves a truncated file that looks like evidence.
+	tmp, err := os.CreateTemp(filepath.Dir(*out), ".export-*.cast")
+	if err != nil {
+		return fmt.Errorf("export: %w", err)
+	}
+	defer os.Remove(tmp.Name())
+	if err := ops.WriteRecording(ctx, pos[0], tmp); err != nil {
+		_ = tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return fmt.Errorf("export: %w", err)
+	}
+	if err := os.Rename(tmp.Name(), *out); err != nil {
+		return fmt.Errorf("export: %w", err)
+	}
+	return nil
+}
+
+func notFoundHint(err error, id string) error {
+	if errors.Is(err, recorder.ErrNotFound) {
+		return fmt.Errorf("no session %q; `bastion sessions` lists them", id)
+	}
+	return err
+}
+
+func runRevoke(ctx context.Context, e *env, args []string) error {
+	fs := newFlags(e, "revoke", "revoke [--config F] (--user U | --serial N) [--reason TEXT]")
+	cfgPath := fs.String("config", "", "configuration file")
+	user := fs.String("user", "", "revoke every certificate of this user issued until now")
+	serial := fs.Uint64("serial", 0, "revoke the certificate with this serial")
+	reason := fs.String("reason", "", "why, for the record")
+	pos, err := parseFlags(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 0 || (*user == "") == (*serial == 0) {
+		return usagef("want exactly one of --user U and --serial N")
+	}
+	cfg, err := loadConfig(e, *cfgPath)
+	if err != nil {
+		return err
+	}
+	ops, closeOps, err := openOps(cfg)
+	if err != nil {
+		return err
+	}
+	defer closeOps()
+	ctx, cancel := withTimeout(ctx)
+	defer cancel()
+	by := e.getenv("USER")
+	if err := ops.Revoke(ctx, recorder.Revocation{Serial: *serial, User: *user, At: time.Now(), By: by, Reason: *reason}); err != nil {
+		return err
+	}
+	if *user != "" {
+		fmt.Fprintf(e.stdout, "revoked every certificate of %s issued until now\n", *user)
+	} else {
+		fmt.Fprintf(e.stdout, "revoked certificate serial %d\n", *serial)
+	}
+	return nil
+}
+
+func runCheckConfig(_ context.Context, e *env, args []string) error {
+	fs := newFlags(e, "check-config", "check-config [--config F]")
+	cfgPath := fs.String("config", "", "configuration file")
+	pos, err := parseFlags(fs, args)
+	if err != nil {
+		return err
+	}
+	path := configPath(e, *cfgPath)
+	if len(pos) == 1 {
+		path = pos[0]
+	}
+	cfg, err := policy.Load(path)
+	if err != nil {
+		if list := policy.Errors(err); len(list) > 0 {
+			for _, ce := range list {
+				fmt.Fprintln(e.stderr, ce.Error())
+			}
+			return fmt.Errorf("%s: %d problem(s)", path, len(list))
+		}
+		return err
+	}
+	fmt.Fprintf(e.stdout, "%s: ok (%d targets, %d roles, %d rules)\n", path, len(cfg.Targets), len(cfg.Roles), len(cfg.Rules))
+	return nil
+}

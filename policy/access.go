@@ -1,0 +1,132 @@
+package policy
+
+import (
+	"path"
+	"slices"
+)
+
+// The decisions below fail closed: no groups, no matching role, an unknown
+// target or a nil *Config all mean no. Groups come from the user's
+// certificate, which the keys package has already verified.
+
+// RolesFor returns the roles held by an identity with these groups, in
+// config order. A role is held when any of its groups is among them.
+func (c *Config) RolesFor(groups []string) []Role {
+	if c == nil || len(groups) == 0 {
+		return nil
+	}
+	var out []Role
+	for _, r := range c.Roles {
+		for _, g := range r.Groups {
+			if slices.Contains(groups, g) {
+				out = append(out, r)
+				break
+			}
+		}
+	}
+	return out
+}
+
+// TargetsFor returns the targets an identity with these groups may reach,
+// in config order, each once even when several roles grant it.
+func (c *Config) TargetsFor(groups []string) []Target {
+	roles := c.RolesFor(groups)
+	if len(roles) == 0 {
+		return nil
+	}
+	var out []Target
+	for _, t := range c.Targets {
+		if grants(roles, t.Name, func(r Role) []string { return r.Targets }) {
+			out = append(out, t)
+		}
+	}
+	return out
+}
+
+// Target returns the configured target with this exact name.
+func (c *Config) Target(name string) (Target, bool) {
+	if c == nil {
+		return Target{}, false
+	}
+	for _, t := range c.Targets {
+		if t.Name == name {
+			return t, true
+		}
+	}
+	return Target{}, false
+}
+
+// CanAccess reports whether an identity with these groups may open a
+// session to the named target. Rules may still deny or hold what it opens.
+func (c *Config) CanAccess(groups []string, target string) bool {
+	if _, ok := c.Target(target); !ok {
+		return false
+	}
+	return grants(c.RolesFor(groups), target, func(r Role) []string { return r.Targets })
+}
+
+// CanApprove reports whether an identity with these groups may grant
+// approval requests for the named target (a role's approve globs).
+// Whoever asked for an approval never grants it; that is the broker's check.
+func (c *Config) CanApprove(groups []string, target string) bool {
+	if _, ok := c.Target(target); !ok {
+		return false
+	}
+	return grants(c.RolesFor(groups), target, func(r Role) []string { return r.Approve })
+}
+
+// IsAuditor reports whether an identity with these groups holds a role with
+// audit: true, which lists and replays every session and reads the audit log.
+func (c *Config) IsAuditor(groups []string) bool {
+	for _, r := range c.RolesFor(groups) {
+		if r.Audit {
+			return true
+		}
+	}
+	return false
+}
+
+// RulesFor returns the rules that apply to an identity with these groups on
+// the named target, in config order (the bastion applies the first whose
+// statements or commands match). A rule without roles applies to everyone.
+func (c *Config) RulesFor(groups []string, target string) []Rule {
+	if c == nil {
+		return nil
+	}
+	var held []string
+	for _, r := range c.RolesFor(groups) {
+		held = append(held, r.Name)
+	}
+	var out []Rule
+	for _, r := range c.Rules {
+		if !matchAny(r.Targets, target) {
+			continue
+		}
+		if len(r.Roles) > 0 && !slices.ContainsFunc(r.Roles, func(n string) bool { return slices.Contains(held, n) }) {
+			continue
+		}
+		out = append(out, r)
+	}
+	return out
+}
+
+// grants reports whether any of roles has a glob (picked by globs) matching target.
+func grants(roles []Role, target string, globs func(Role) []string) bool {
+	for _, r := range roles {
+		if matchAny(globs(r), target) {
+			return true
+		}
+	}
+	return false
+}
+
+// matchAny reports whether name matches one of the path.Match globs. A
+// malformed glob matches nothing (validation has rejected it already).
+func matchAny(globs []string, name string) bool {
+	for _, g := range globs {
+		if ok, err := path.Match(g, name); err == nil && ok {
+			return true
+		}
+	}
+	return false
+}

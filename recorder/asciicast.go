@@ -1,0 +1,257 @@
+package recorder
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"strconv"
+)
+
+// Event types of asciicast v2.
+const (
+	EventOutput = "o" // bytes the terminal printed
+	EventInput  = "i" // bytes the user typed
+	EventResize = "r" // terminal resized; data is "COLSxROWS"
+	EventMarker = "m" // a named point in the recording
+)
+
+// MaxLineBytes bounds one line of an asciicast stream. A recorder line holds
+// one read of the terminal (tens of KiB at most, even escaped), so anything
+// this large is a damaged or hostile file, and refusing it keeps a replay
+// from exhausting memory.
+const MaxLineBytes = 16 << 20
+
+// Header is the first line of an asciicast v2 file.
+type Header struct {
+	Version       int               `json:"version"`
+	Width         int               `json:"width"`
+	Height        int               `json:"height"`
+	Timestamp     int64             `json:"timestamp,omitempty"` // unix seconds of the session start
+	Title         string            `json:"title,omitempty"`
+	Env           map[string]string `json:"env,omitempty"` // TERM and SHELL, as asciinema records them
+	IdleTimeLimit float64           `json:"idle_time_limit,omitempty"`
+}
+
+// Event is one line after the header: [time, type, data]. Time is seconds
+// since the session start.
+type Event struct {
+	Time float64
+	Type string
+	Data string
+}
+
+// MarshalJSON encodes the event as the 3-element array asciicast v2 wants,
+// with the time rounded to microseconds, which is the precision of the format.
+func (e Event) MarshalJSON() ([]byte, error) {
+	var buf bytes.Buffer
+	if err := encodeEvent(&buf, e); err != nil {
+		return nil, err
+	}
+	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), nil
+}
+
+// UnmarshalJSON decodes the 3-element array form, refusing anything else so
+// that a damaged file is reported rather than replayed wrongly. Event types
+// other than o, i, r and m are accepted: the format lets players skip them.
+func (e *Event) UnmarshalJSON(b []byte) error {
+	var raw []json.RawMessage
+	if err := json.Unmarshal(b, &raw); err != nil {
+		return fmt.Errorf("event is not a JSON array [time, type, data]: %w", err)
+	}
+	if len(raw) != 3 {
+		return fmt.Errorf("event has %d elements; want [time, type, data]", len(raw))
+	}
+	var ev Event
+	if err := json.Unmarshal(raw[0], &ev.Time); err != nil {
+		return fmt.Errorf("event time is not a number: %w", err)
+	}
+	if ev.Time < 0 || math.IsNaN(ev.Time) || math.IsInf(ev.Time, 0) {
+		return fmt.Errorf("event time %v is not a non-negative number of seconds", ev.Time)
+	}
+	if err := json.Unmarshal(raw[1], &ev.Type); err != nil {
+		return fmt.Errorf("event type is not a string: %w", err)
+	}
+	if ev.Type == "" {
+		return errors.New("event type is empty")
+	}
+	if err := json.Unmarshal(raw[2], &ev.Data); err != nil {
+		return fmt.Errorf("event data is not a string: %w", err)
+	}
+	*e = ev
+	return nil
+}
+
+// roundMicro rounds seconds to whole microseconds. Times too large for that
+// (only a damaged file has them) are kept as they are.
+func roundMicro(sec float64) float64 {
+	if r := math.Round(sec*1e6) / 1e6; !math.IsInf(r, 0) {
+		return r
+	}
+	return sec
+}
+
+// encodeEvent appends one event line, newline included, to buf. It uses
+// encoding/json (an escaping bug in a recording is an evidence bug) without
+// HTML escaping, which only makes terminal text larger; json also replaces
+// any invalid UTF-8 with U+FFFD, so a line is always valid UTF-8.
+func encodeEvent(buf *bytes.Buffer, e Event) error {
+	enc := json.NewEncoder(buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode([3]any{roundMicro(e.Time), e.Type, e.Data}); err != nil {
+		return fmt.Errorf("encode %q event: %w", e.Type, err)
+	}
+	return nil
+}
+
+// Encoder writes an asciicast v2 stream: one header, then events.
+type Encoder struct {
+	w   io.Writer
+	buf bytes.Buffer
+}
+
+// NewEncoder returns an Encoder writing to w.
+func NewEncoder(w io.Writer) *Encoder { return &Encoder{w: w} }
+
+// WriteHeader writes the header line. Version 0 is written as 2.
+func (e *Encoder) WriteHeader(h Header) error {
+	if h.Version == 0 {
+		h.Version = 2
+	}
+	e.buf.Reset()
+	enc := json.NewEncoder(&e.buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(h); err != nil {
+		return fmt.Errorf("encode asciicast header: %w", err)
+	}
+	if _, err := e.w.Write(e.buf.Bytes()); err != nil {
+		return fmt.Errorf("write asciicast header: %w", err)
+	}
+	return nil
+}
+
+// WriteEvent writes one event line.
+func (e *Encoder) WriteEvent(ev Event) error {
+	e.buf.Reset()
+	if err := encodeEvent(&e.buf, ev); err != nil {
+		return err
+	}
+	if _, err := e.w.Write(e.buf.Bytes()); err != nil {
+		return fmt.Errorf("write asciicast event: %w", err)
+	}
+	return nil
+}
+
+// Decoder reads an asciicast v2 stream. Errors name the line number so a
+// damaged export can be located and reported.
+type Decoder struct {
+	r       *bufio.Reader
+	line    int
+	header  *Header
+	hdrErr  error
+	lineBuf []byte
+}
+
+// NewDecoder returns a Decoder reading from r.
+func NewDecoder(r io.Reader) *Decoder {
+	return &Decoder{r: bufio.NewReaderSize(r, 64<<10)}
+}
+
+// Header reads and validates the header line; later calls return the same
+// result.
+func (d *Decoder) Header() (Header, error) {
+	if d.header == nil && d.hdrErr == nil {
+		h, err := d.readHeader()
+		if err != nil {
+			d.hdrErr = err
+		} else {
+			d.header = &h
+		}
+	}
+	if d.hdrErr != nil {
+		return Header{}, d.hdrErr
+	}
+	return *d.header, nil
+}
+
+func (d *Decoder) readHeader() (Header, error) {
+	line, err := d.readLine()
+	if err == io.EOF {
+		return Header{}, errors.New("line 1: empty asciicast stream: no header")
+	}
+	if err != nil {
+		return Header{}, err
+	}
+	var h Header
+	if err := json.Unmarshal(line, &h); err != nil {
+		return Header{}, fmt.Errorf("line %d: asciicast header is not a JSON object: %w", d.line, err)
+	}
+	if h.Version != 2 {
+		return Header{}, fmt.Errorf("line %d: asciicast version %d is not supported; only version 2 is", d.line, h.Version)
+	}
+	if h.Width <= 0 || h.Height <= 0 {
+		return Header{}, fmt.Errorf("line %d: asciicast header size %dx%d; width and height must be positive", d.line, h.Width, h.Height)
+	}
+	if h.IdleTimeLimit < 0 {
+		return Header{}, fmt.Errorf("line %d: asciicast idle_time_limit %v is negative", d.line, h.IdleTimeLimit)
+	}
+	return h, nil
+}
+
+// Next returns the next event, reading the header first if Header was not
+// called. It returns io.EOF after the last event. Blank lines are skipped.
+func (d *Decoder) Next() (Event, error) {
+	if _, err := d.Header(); err != nil {
+		return Event{}, err
+	}
+	for {
+		line, err := d.readLine()
+		if err != nil {
+			return Event{}, err
+		}
+		if len(bytes.TrimSpace(line)) == 0 {
+			continue
+		}
+		var ev Event
+		if err := json.Unmarshal(line, &ev); err != nil {
+			return Event{}, fmt.Errorf("line %d: %w", d.line, err)
+		}
+		return ev, nil
+	}
+}
+
+// readLine returns the next line without its line ending, or io.EOF when the
+// stream has ended. The returned slice is valid until the next call.
+func (d *Decoder) readLine() ([]byte, error) {
+	d.lineBuf = d.lineBuf[:0]
+	for {
+		chunk, err := d.r.ReadSlice('\n')
+		d.lineBuf = append(d.lineBuf, chunk...)
+		if len(d.lineBuf) > MaxLineBytes {
+			return nil, fmt.Errorf("line %d: longer than %d bytes; the file is damaged or not an asciicast recording", d.line+1, MaxLineBytes)
+		}
+		switch {
+		case err == nil:
+			d.line++
+			return bytes.TrimSuffix(bytes.TrimSuffix(d.lineBuf, []byte("\n")), []byte("\r")), nil
+		case errors.Is(err, bufio.ErrBufferFull):
+			continue
+		case err == io.EOF:
+			if len(d.lineBuf) == 0 {
+				return nil, io.EOF
+			}
+			d.line++
+			return bytes.TrimSuffix(d.lineBuf, []byte("\r")), nil
+		default:
+			return nil, fmt.Errorf("line %d: read asciicast: %w", d.line+1, err)
+		}
+	}
+}
+
+// resizeData formats the data of an "r" event.
+func resizeData(cols, rows int) string {
+	return strconv.Itoa(cols) + "x" + strconv.Itoa(rows)
+}

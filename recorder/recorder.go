@@ -1,0 +1,379 @@
+package recorder
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+)
+
+const (
+	// DefaultFlushInterval is the flush interval when none is configured:
+	// the most a crash can lose of a recording.
+	DefaultFlushInterval = time.Second
+	// flushThreshold makes the recorder flush before the interval ends
+	// when this much is buffered, keeping chunks a comfortable size.
+	flushThreshold = 64 << 10
+	// DefaultMaxPending is the buffered amount at which a recorder gives
+	// up when the store does not keep up.
+	DefaultMaxPending = 8 << 20
+)
+
+// RecorderConfig configures NewRecorder.
+type RecorderConfig struct {
+	// Store receives the row and the chunks.
+	Store Store
+	// Meta is the row to create. The caller sets ID, User, Serial,
+	// ClientAddr, Target, Start, Width, Height, Term and Title; the
+	// recorder owns State, End, ExitStatus, the byte counts and Error. An
+	// empty ID gets one from NewSessionID; a zero Start gets Now().
+	Meta SessionMeta
+	// FlushInterval is the longest time event lines wait in memory;
+	// zero means DefaultFlushInterval.
+	FlushInterval time.Duration
+	// RecordInput records what the user typed as "i" events. Off by
+	// default: typed input contains passwords.
+	RecordInput bool
+	// Now is the clock; nil means time.Now. Event times are Now() minus
+	// Meta.Start.
+	Now func() time.Time
+	// Logger receives the one report of a recording failure; nil means
+	// slog.Default().
+	Logger *slog.Logger
+	// MaxPending is how many encoded bytes may wait for the store before
+	// the recording is declared failed; zero means DefaultMaxPending.
+	// Failing is the honest choice: blocking would stall the session and
+	// dropping would leave a hole in the evidence.
+	MaxPending int
+
+	// newTicker replaces time.NewTicker in tests.
+	newTicker func(time.Duration) (<-chan time.Time, func())
+}
+
+// Recorder records one session channel into a Store. Its methods are safe
+// for concurrent use: output and input arrive from different goroutines.
+//
+// Output, Input, Resize and Marker only encode into memory and never wait
+// for the store; a goroutine owned by the Recorder appends the buffer as one
+// chunk at least every flush interval, and sooner once ~64 KiB are waiting.
+// The first failing append closes Failed() and sets Err(); from then on
+// events are dropped, and Close reports the failure.
+type Recorder struct {
+	store       Store
+	id          string
+	recordInput bool
+	now         func() time.Time
+	log         *slog.Logger
+	maxPending  int
+	bg          context.Context // for the flusher: lives until Close
+	start       time.Time       // keeps the monotonic reading of the start
+
+	flushMu sync.Mutex // orders appends, so chunks are stored in event order
+
+	mu      sync.Mutex
+	meta    SessionMeta
+	buf     bytes.Buffer // encoded event lines not yet appended
+	out, in utf8Decoder
+	scratch []byte
+	last    time.Duration // last event time, so times never go backwards
+	closed  bool
+	err     error
+
+	failed    chan struct{}
+	kick      chan struct{}
+	stop      chan struct{}
+	done      chan struct{}
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// NewRecorder creates the session row (state active) and starts the
+// flusher. ctx bounds the creation only.
+func NewRecorder(ctx context.Context, cfg RecorderConfig) (*Recorder, error) {
+	if cfg.Store == nil {
+		return nil, errors.New("new recorder: no store configured")
+	}
+	r := &Recorder{
+		store:       cfg.Store,
+		recordInput: cfg.RecordInput,
+		now:         cfg.Now,
+		log:         cfg.Logger,
+		maxPending:  cfg.MaxPending,
+		bg:          context.WithoutCancel(ctx),
+		failed:      make(chan struct{}),
+		kick:        make(chan struct{}, 1),
+		stop:        make(chan struct{}),
+		done:        make(chan struct{}),
+	}
+	if r.now == nil {
+		r.now = time.Now
+	}
+	if r.log == nil {
+		r.log = slog.Default()
+	}
+	if r.maxPending <= 0 {
+		r.maxPending = DefaultMaxPending
+	}
+	interval := cfg.FlushInterval
+	if interval <= 0 {
+		interval = DefaultFlushInterval
+	}
+	m := cfg.Meta
+	if m.Start.IsZero() {
+		m.Start = r.now()
+	}
+	m.State, m.End, m.ExitStatus, m.BytesOut, m.BytesIn, m.Error = StateActive, time.Time{}, nil, 0, 0, ""
+	generated := m.ID == ""
+	for attempt := 0; ; attempt++ {
+		if generated {
+			id, err := NewSessionID(m.Start, rand.Reader)
+			if err != nil {
+				return nil, fmt.Errorf("new recorder: %w", err)
+			}
+			m.ID = id
+		}
+		err := cfg.Store.CreateSession(ctx, m)
+		if err == nil {
+			break
+		}
+		// A generated id can collide within one millisecond; draw again.
+		if !generated || !errors.Is(err, ErrExists) || attempt == 3 {
+			return nil, fmt.Errorf("new recorder: %w", err)
+		}
+	}
+	r.meta = m
+	r.id = m.ID
+	r.start = m.Start
+	r.log = r.log.With("session", m.ID)
+
+	newTicker := cfg.newTicker
+	if newTicker == nil {
+		newTicker = func(d time.Duration) (<-chan time.Time, func()) {
+			t := time.NewTicker(d)
+			return t.C, t.Stop
+		}
+	}
+	tick, stopTick := newTicker(interval)
+	go r.run(tick, stopTick)
+	return r, nil
+}
+
+// ID returns the session id (useful when NewRecorder generated it).
+func (r *Recorder) ID() string { return r.id }
+
+// run is the flusher goroutine.
+func (r *Recorder) run(tick <-chan time.Time, stopTick func()) {
+	defer close(r.done)
+	defer stopTick()
+	for {
+		select {
+		case <-r.stop:
+			return
+		case <-tick:
+		case <-r.kick:
+		}
+		// The error is already reported through Failed and Err.
+		_ = r.flush(r.bg)
+	}
+}
+
+// Output records bytes the session printed as an "o" event. It never keeps
+// p and never waits for the store.
+func (r *Recorder) Output(p []byte) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closed {
+		return
+	}
+	r.meta.BytesOut += int64(len(p))
+	if r.err != nil {
+		return
+	}
+	r.scratch = r.out.decode(r.scratch[:0], p, false)
+	if len(r.scratch) > 0 {
+		r.appendLocked(EventOutput, string(r.scratch))
+	}
+}
+
+// Input counts bytes the user typed and, with RecordInput, records them as
+// an "i" event.
+func (r *Recorder) Input(p []byte) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closed {
+		return
+	}
+	r.meta.BytesIn += int64(len(p))
+	if !r.recordInput || r.err != nil {
+		return
+	}
+	r.scratch = r.in.decode(r.scratch[:0], p, false)
+	if len(r.scratch) > 0 {
+		r.appendLocked(EventInput, string(r.scratch))
+	}
+}
+
+// Resize records a terminal size change as an "r" event. Sizes that are not
+// positive are ignored: they are not a terminal.
+func (r *Recorder) Resize(cols, rows int) {
+	if cols <= 0 || rows <= 0 {
+		return
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closed || r.err != nil {
+		return
+	}
+	r.appendLocked(EventResize, resizeData(cols, rows))
+}
+
+// Marker records a named point (an approval granted, a rule that fired) as
+// an "m" event. Invalid UTF-8 in label becomes U+FFFD.
+func (r *Recorder) Marker(label string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closed || r.err != nil {
+		return
+	}
+	r.appendLocked(EventMarker, strings.ToValidUTF8(label, replacement))
+}
+
+// Failed is closed when the recording can no longer be written. With
+// recording.on_failure: terminate the session ends on it.
+func (r *Recorder) Failed() <-chan struct{} { return r.failed }
+
+// Err returns why the recording failed, or nil.
+func (r *Recorder) Err() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.err
+}
+
+// elapsedLocked returns the event time: time since start, never negative and
+// never before the previous event even if the wall clock steps back.
+func (r *Recorder) elapsedLocked() time.Duration {
+	d := r.now().Sub(r.start).Truncate(time.Microsecond)
+	d = max(d, r.last)
+	r.last = d
+	return d
+}
+
+// appendLocked encodes one event into the buffer and wakes the flusher when
+// the buffer is large enough. r.mu is held.
+func (r *Recorder) appendLocked(typ, data string) {
+	ev := Event{Time: r.elapsedLocked().Seconds(), Type: typ, Data: data}
+	if err := encodeEvent(&r.buf, ev); err != nil {
+		r.failLocked(fmt.Errorf("record session %s: %w", r.id, err))
+		return
+	}
+	if r.buf.Len() > r.maxPending {
+		r.failLocked(fmt.Errorf("record session %s: %d bytes wait for the store, more than %d: the store is not keeping up",
+			r.id, r.buf.Len(), r.maxPending))
+		return
+	}
+	if r.buf.Len() >= flushThreshold {
+		select {
+		case r.kick <- struct{}{}:
+		default: // a flush is already due
+		}
+	}
+}
+
+// failLocked records the first failure and reports it once. r.mu is held.
+func (r *Recorder) failLocked(err error) {
+	if r.err != nil {
+		return
+	}
+	r.err = err
+	r.buf = bytes.Buffer{}
+	close(r.failed)
+	r.log.Error("session recording failed", "err", err)
+}
+
+// flush appends the buffered lines as one chunk.
+func (r *Recorder) flush(ctx context.Context) error {
+	r.flushMu.Lock()
+	defer r.flushMu.Unlock()
+	r.mu.Lock()
+	if r.err != nil || r.buf.Len() == 0 {
+		err := r.err
+		r.mu.Unlock()
+		return err
+	}
+	chunk := r.buf.Bytes()
+	r.buf = bytes.Buffer{} // the store may keep chunk; start a new buffer
+	r.mu.Unlock()
+
+	if err := r.store.AppendChunk(ctx, r.id, chunk); err != nil {
+		err = fmt.Errorf("record session %s: %w", r.id, err)
+		r.mu.Lock()
+		r.failLocked(err)
+		r.mu.Unlock()
+		return err
+	}
+	return nil
+}
+
+// Close ends the recording: it stops the flusher, emits what the UTF-8
+// decoders still hold (as U+FFFD: the stream ended mid-character), appends
+// the rest of the buffer and writes the final row with the end time, state
+// (closed if empty, active or unknown), exit status, byte counts and reason (why the
+// session ended abnormally, or empty).
+//
+// ctx bounds these final writes: pass one that is still live after the
+// session ended (an SSH session's own context is cancelled by then). Close
+// returns the recording failure, if there was one, and the errors of the
+// final writes. Only the first call does anything; later calls return its
+// result.
+func (r *Recorder) Close(ctx context.Context, exitStatus *int, state State, reason string) error {
+	r.closeOnce.Do(func() { r.closeErr = r.close(ctx, exitStatus, state, reason) })
+	return r.closeErr
+}
+
+func (r *Recorder) close(ctx context.Context, exitStatus *int, state State, reason string) error {
+	close(r.stop)
+	<-r.done
+
+	r.mu.Lock()
+	if r.err == nil {
+		if tail := r.out.decode(nil, nil, true); len(tail) > 0 {
+			r.appendLocked(EventOutput, string(tail))
+		}
+		if tail := r.in.decode(nil, nil, true); len(tail) > 0 && r.recordInput {
+			r.appendLocked(EventInput, string(tail))
+		}
+	}
+	r.closed = true
+	r.mu.Unlock()
+
+	_ = r.flush(ctx) // its failure, like any earlier one, is in r.err
+
+	r.mu.Lock()
+	m := r.meta
+	recErr := r.err
+	r.mu.Unlock()
+	if state == "" || state == StateActive || !state.valid() {
+		state = StateClosed
+	}
+	m.State = state
+	m.End = r.now()
+	if exitStatus != nil {
+		code := *exitStatus
+		m.ExitStatus = &code
+	}
+	m.Error = reason
+	if recErr != nil {
+		m.Error = strings.TrimPrefix(reason+"; recording incomplete: "+recErr.Error(), "; ")
+	}
+	updateErr := r.store.UpdateSession(ctx, m)
+	if updateErr != nil {
+		updateErr = fmt.Errorf("close recording of session %s: %w", m.ID, updateErr)
+	}
+	// A failed final flush is already in recErr.
+	return errors.Join(recErr, updateErr)
+}

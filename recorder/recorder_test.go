@@ -1,0 +1,516 @@
+package recorder
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+	"unicode/utf8"
+)
+
+// spyStore is a real store that reports every append and can be told to
+// fail them.
+type spyStore struct {
+	Store
+	chunks chan []byte // every append's events, failed ones included
+
+	mu    sync.Mutex
+	fail  error
+	calls int
+}
+
+func newSpyStore(s Store) *spyStore { return &spyStore{Store: s, chunks: make(chan []byte, 1000)} }
+
+func (s *spyStore) AppendChunk(ctx context.Context, id string, events []byte) error {
+	s.mu.Lock()
+	err := s.fail
+	s.calls++
+	s.mu.Unlock()
+	if err == nil {
+		err = s.Store.AppendChunk(ctx, id, events)
+	}
+	s.chunks <- bytes.Clone(events)
+	return err
+}
+
+func (s *spyStore) appendCalls() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.calls
+}
+
+// fakeClock is a settable clock.
+type fakeClock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *fakeClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *fakeClock) Set(t time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = t
+}
+
+// harness is a recorder on a spy store with a fake clock and a fake ticker.
+type harness struct {
+	rec   *Recorder
+	spy   *spyStore
+	clock *fakeClock
+	tick  chan time.Time
+}
+
+func newHarness(t *testing.T, s Store, mod func(*RecorderConfig)) *harness {
+	t.Helper()
+	h := &harness{spy: newSpyStore(s), clock: &fakeClock{t: t0}, tick: make(chan time.Time)}
+	cfg := RecorderConfig{
+		Store:  h.spy,
+		Meta:   SessionMeta{ID: "sess1", User: "alice", Target: "web-1", Start: t0, Width: 100, Height: 30, Term: "xterm", Title: "alice@web-1"},
+		Now:    h.clock.Now,
+		Logger: slog.New(slog.DiscardHandler),
+		newTicker: func(time.Duration) (<-chan time.Time, func()) {
+			return h.tick, func() {}
+		},
+	}
+	if mod != nil {
+		mod(&cfg)
+	}
+	rec, err := NewRecorder(t.Context(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.rec = rec
+	return h
+}
+
+// waitChunk returns the next append; the timeout only bounds a failing test.
+func (h *harness) waitChunk(t *testing.T) []byte {
+	t.Helper()
+	select {
+	case c := <-h.spy.chunks:
+		return c
+	case <-time.After(10 * time.Second):
+		t.Fatal("no chunk was appended")
+		return nil
+	}
+}
+
+func (h *harness) noChunk(t *testing.T) {
+	t.Helper()
+	select {
+	case c := <-h.spy.chunks:
+		t.Fatalf("unexpected append of %q", c)
+	default:
+	}
+}
+
+func decodeChunk(t *testing.T, chunk []byte) []Event {
+	t.Helper()
+	hdr := `{"version":2,"width":1,"height":1}` + "\n"
+	dec := NewDecoder(io.MultiReader(strings.NewReader(hdr), bytes.NewReader(chunk)))
+	var evs []Event
+	for {
+		ev, err := dec.Next()
+		if errors.Is(err, io.EOF) {
+			return evs
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		evs = append(evs, ev)
+	}
+}
+
+func TestRecorderFlushByInterval(t *testing.T) {
+	s, _ := openTestStore(t)
+	h := newHarness(t, s, nil)
+	h.clock.Set(t0.Add(1500 * time.Millisecond))
+	h.rec.Output([]byte("hello"))
+	h.rec.Resize(120, 40)
+	h.noChunk(t) // nothing is written before the interval ends
+
+	h.tick <- time.Now()
+	got := decodeChunk(t, h.waitChunk(t))
+	want := []Event{{1.5, "o", "hello"}, {1.5, "r", "120x40"}}
+	if !slices.Equal(got, want) {
+		t.Errorf("first chunk = %+v, want %+v", got, want)
+	}
+
+	h.tick <- time.Now() // nothing buffered: no append
+	h.clock.Set(t0.Add(2 * time.Second))
+	h.rec.Marker("approved by bob")
+	h.tick <- time.Now()
+	got = decodeChunk(t, h.waitChunk(t))
+	if want := []Event{{2, "m", "approved by bob"}}; !slices.Equal(got, want) {
+		t.Errorf("second chunk = %+v, want %+v", got, want)
+	}
+	if err := h.rec.Close(t.Context(), nil, StateClosed, ""); err != nil {
+		t.Fatal(err)
+	}
+	if n := h.spy.appendCalls(); n != 2 {
+		t.Errorf("%d appends, want 2", n)
+	}
+}
+
+func TestRecorderFlushBySize(t *testing.T) {
+	s, _ := openTestStore(t)
+	h := newHarness(t, s, nil)
+	line := bytes.Repeat([]byte("x"), 1024)
+	for range 70 {
+		h.rec.Output(line)
+	}
+	chunk := h.waitChunk(t) // no tick was sent
+	if len(chunk) < flushThreshold {
+		t.Errorf("chunk of %d bytes, want at least %d", len(chunk), flushThreshold)
+	}
+	if err := h.rec.Close(t.Context(), nil, StateClosed, ""); err != nil {
+		t.Fatal(err)
+	}
+	_, evs := readRecording(t, s, "sess1")
+	if len(evs) != 70 {
+		t.Errorf("%d events recorded, want 70", len(evs))
+	}
+}
+
+func TestRecorderRealTicker(t *testing.T) {
+	s, _ := openTestStore(t)
+	rec, err := NewRecorder(t.Context(), RecorderConfig{
+		Store: s, FlushInterval: 5 * time.Millisecond, Logger: slog.New(slog.DiscardHandler),
+		Meta: SessionMeta{ID: "tick1", User: "alice", Target: "web-1"},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec.Output([]byte("flushed by the clock"))
+	// Poll until the flusher has written it; the deadline only bounds a
+	// failing test.
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		_, evs := readRecording(t, s, "tick1")
+		if len(evs) == 1 && evs[0].Data == "flushed by the clock" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("event not flushed; recording has %+v", evs)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if err := rec.Close(t.Context(), nil, StateClosed, ""); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestRecorderUTF8SplitAcrossOutputs(t *testing.T) {
+	const text = "a\u00e9\u20ac\U0001F600z" // 1, 2, 3, 4, 1 bytes
+	s, _ := openTestStore(t)
+	b := []byte(text)
+	for i := 0; i <= len(b); i++ {
+		id := fmt.Sprintf("split%02d", i)
+		h := newHarness(t, s, func(c *RecorderConfig) { c.Meta.ID = id })
+		h.rec.Output(b[:i])
+		h.rec.Output(b[i:])
+		if err := h.rec.Close(t.Context(), nil, StateClosed, ""); err != nil {
+			t.Fatal(err)
+		}
+		_, evs := readRecording(t, s, id)
+		// The first event ends at the last character boundary before the
+		// split; the character cut in two goes whole into the second.
+		cut := i
+		for cut > 0 && cut < len(b) && !utf8.RuneStart(b[cut]) {
+			cut--
+		}
+		var want []Event
+		if cut > 0 {
+			want = append(want, Event{0, "o", text[:cut]})
+		}
+		if cut < len(b) {
+			want = append(want, Event{0, "o", text[cut:]})
+		}
+		if !slices.Equal(evs, want) {
+			t.Errorf("split at %d: events %+v, want %+v", i, evs, want)
+		}
+	}
+}
+
+func TestRecorderInvalidBytes(t *testing.T) {
+	s, _ := openTestStore(t)
+	h := newHarness(t, s, nil)
+	h.rec.Output([]byte("a\xffb\xe2\x82Ac"))
+	h.rec.Output([]byte("\xf0\x9f\x98")) // cut short by the end of the session
+	if err := h.rec.Close(t.Context(), nil, StateClosed, ""); err != nil {
+		t.Fatal(err)
+	}
+	_, evs := readRecording(t, s, "sess1")
+	want := []Event{{0, "o", "a\uFFFDb\uFFFDAc"}, {0, "o", "\uFFFD"}}
+	if !slices.Equal(evs, want) {
+		t.Errorf("events %+v, want %+v", evs, want)
+	}
+}
+
+func TestRecorderInputAndTimes(t *testing.T) {
+	tests := []struct {
+		name        string
+		recordInput bool
+		want        []Event
+	}{
+		{"input off", false, []Event{{1.5, "o", "\u00e9"}, {2, "r", "100x30"}, {2, "m", "clock stepped back"}}},
+		{"input on", true, []Event{{1.5, "o", "\u00e9"}, {1.5, "i", "\u00e9"}, {2, "r", "100x30"}, {2, "m", "clock stepped back"}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s, _ := openTestStore(t)
+			h := newHarness(t, s, func(c *RecorderConfig) { c.RecordInput = tt.recordInput })
+			h.clock.Set(t0.Add(1500 * time.Millisecond))
+			// Output and input are decoded separately: interleaved halves
+			// of the same character must not mix.
+			h.rec.Output([]byte("\xc3"))
+			h.rec.Input([]byte("\xc3"))
+			h.rec.Output([]byte("\xa9"))
+			h.rec.Input([]byte("\xa9"))
+			h.clock.Set(t0.Add(2 * time.Second))
+			h.rec.Resize(100, 30)
+			h.rec.Resize(0, 30) // not a size: ignored
+			h.clock.Set(t0.Add(1 * time.Second))
+			h.rec.Marker("clock stepped back")
+			h.clock.Set(t0.Add(5 * time.Second))
+			code := 0
+			if err := h.rec.Close(t.Context(), &code, StateClosed, ""); err != nil {
+				t.Fatal(err)
+			}
+			hdr, evs := readRecording(t, s, "sess1")
+			if !slices.Equal(evs, tt.want) {
+				t.Errorf("events %+v, want %+v", evs, tt.want)
+			}
+			if hdr.Width != 100 || hdr.Height != 30 || hdr.Title != "alice@web-1" || hdr.Timestamp != t0.Unix() {
+				t.Errorf("header %+v", hdr)
+			}
+			m, err := s.Session(t.Context(), "sess1")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if m.State != StateClosed || !m.End.Equal(t0.Add(5*time.Second)) || m.ExitStatus == nil || *m.ExitStatus != 0 ||
+				m.BytesOut != 2 || m.BytesIn != 2 || m.Error != "" {
+				t.Errorf("final row %+v", m)
+			}
+		})
+	}
+}
+
+var errDiskFull = errors.New("disk full")
+
+func TestRecorderAppendFailure(t *testing.T) {
+	s, _ := openTestStore(t)
+	h := newHarness(t, s, nil)
+	h.spy.mu.Lock()
+	h.spy.fail = errDiskFull
+	h.spy.mu.Unlock()
+	h.rec.Output([]byte("lost"))
+	h.tick <- time.Now()
+	select {
+	case <-h.rec.Failed():
+	case <-time.After(10 * time.Second):
+		t.Fatal("Failed() not closed after a failing append")
+	}
+	if err := h.rec.Err(); !errors.Is(err, errDiskFull) || !strings.Contains(err.Error(), "sess1") {
+		t.Errorf("Err() = %v, want one wrapping %v and naming the session", err, errDiskFull)
+	}
+	// Later events are dropped, not retried: two ticks make sure the
+	// flusher has been through the loop after the first.
+	h.rec.Output([]byte("also lost"))
+	h.tick <- time.Now()
+	h.tick <- time.Now()
+	if n := h.spy.appendCalls(); n != 1 {
+		t.Errorf("%d appends after the failure, want 1 in all", n)
+	}
+	err := h.rec.Close(t.Context(), nil, StateClosed, "")
+	if !errors.Is(err, errDiskFull) {
+		t.Errorf("Close = %v, want the recording failure", err)
+	}
+	m, serr := s.Session(t.Context(), "sess1")
+	if serr != nil || m.State != StateClosed || !strings.Contains(m.Error, "recording incomplete") || !strings.Contains(m.Error, "disk full") {
+		t.Errorf("final row %+v, %v; want the failure in Error", m, serr)
+	}
+	if m.BytesOut != int64(len("lost")+len("also lost")) {
+		t.Errorf("BytesOut = %d; the session's traffic is counted even when not recorded", m.BytesOut)
+	}
+}
+
+func TestRecorderBacklogFails(t *testing.T) {
+	s, _ := openTestStore(t)
+	h := newHarness(t, s, func(c *RecorderConfig) { c.MaxPending = 1000 })
+	h.rec.Output(bytes.Repeat([]byte("y"), 2000))
+	select {
+	case <-h.rec.Failed():
+	default:
+		t.Fatal("Failed() not closed when the backlog passed MaxPending")
+	}
+	if err := h.rec.Err(); err == nil || !strings.Contains(err.Error(), "not keeping up") {
+		t.Errorf("Err() = %v", err)
+	}
+	if err := h.rec.Close(t.Context(), nil, StateClosed, "terminated: recording failed"); err == nil {
+		t.Error("Close after a failure returned nil")
+	}
+	m, err := s.Session(t.Context(), "sess1")
+	if err != nil || !strings.HasPrefix(m.Error, "terminated: recording failed; recording incomplete") {
+		t.Errorf("final row %+v, %v", m, err)
+	}
+}
+
+func TestRecorderCloseOnce(t *testing.T) {
+	s, _ := openTestStore(t)
+	h := newHarness(t, s, nil)
+	h.rec.Output([]byte("x"))
+	code := 130
+	if err := h.rec.Close(t.Context(), &code, StateInterrupted, "client disconnected"); err != nil {
+		t.Fatal(err)
+	}
+	code = 1 // Close must have copied the exit status
+	h.rec.Output([]byte("after close"))
+	h.rec.Marker("after close")
+	if err := h.rec.Close(t.Context(), nil, StateClosed, "second"); err != nil {
+		t.Errorf("second Close = %v", err)
+	}
+	m, err := s.Session(t.Context(), "sess1")
+	if err != nil || m.State != StateInterrupted || *m.ExitStatus != 130 || m.Error != "client disconnected" || m.BytesOut != 1 {
+		t.Errorf("final row %+v, %v", m, err)
+	}
+	if _, evs := readRecording(t, s, "sess1"); len(evs) != 1 {
+		t.Errorf("events after close were recorded: %+v", evs)
+	}
+}
+
+func TestRecorderGeneratesID(t *testing.T) {
+	s, _ := openTestStore(t)
+	rec, err := NewRecorder(t.Context(), RecorderConfig{Store: s, Meta: SessionMeta{User: "alice", Target: "web-1"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := rec.Close(t.Context(), nil, "", ""); err != nil {
+		t.Fatal(err)
+	}
+	m, err := s.Session(t.Context(), rec.ID())
+	if err != nil || len(rec.ID()) != sessionIDLen || m.State != StateClosed || m.Start.IsZero() {
+		t.Errorf("generated id %q: row %+v, %v", rec.ID(), m, err)
+	}
+	if _, err := NewRecorder(t.Context(), RecorderConfig{Store: s, Meta: SessionMeta{ID: rec.ID()}}); !errors.Is(err, ErrExists) {
+		t.Errorf("recorder for an existing id: err = %v, want ErrExists", err)
+	}
+	if _, err := NewRecorder(t.Context(), RecorderConfig{}); err == nil {
+		t.Error("recorder without a store accepted")
+	}
+}
+
+// TestConcurrentRecorders runs many sessions at once on one store, each with
+// output and input from separate goroutines, the way the server does; every
+// event must be stored, in order.
+func TestConcurrentRecorders(t *testing.T) {
+	s, _ := openTestStore(t)
+	const sessions, events = 16, 300
+	recs := make([]*Recorder, sessions)
+	for i := range recs {
+		rec, err := NewRecorder(t.Context(), RecorderConfig{
+			Store: s, FlushInterval: 2 * time.Millisecond, RecordInput: true, Logger: slog.New(slog.DiscardHandler),
+			Meta: SessionMeta{ID: fmt.Sprintf("c%02d", i), User: "u", Target: "t"},
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		recs[i] = rec
+	}
+	var wg sync.WaitGroup
+	for i, rec := range recs {
+		wg.Go(func() {
+			for n := range events {
+				rec.Output(fmt.Appendf(nil, "out %d %d\r\n", i, n))
+			}
+		})
+		wg.Go(func() {
+			for n := range events {
+				rec.Input(fmt.Appendf(nil, "in %d %d\r", i, n))
+				if n%50 == 0 {
+					rec.Resize(80+n/50, 24)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	for _, rec := range recs {
+		if err := rec.Close(t.Context(), nil, StateClosed, ""); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i, rec := range recs {
+		_, evs := readRecording(t, s, rec.ID())
+		var out, in []string
+		prev := 0.0
+		for _, ev := range evs {
+			if ev.Time < prev {
+				t.Fatalf("session %d: time goes back at %+v", i, ev)
+			}
+			prev = ev.Time
+			switch ev.Type {
+			case "o":
+				out = append(out, ev.Data)
+			case "i":
+				in = append(in, ev.Data)
+			}
+		}
+		if len(out) != events || len(in) != events {
+			t.Fatalf("session %d: %d outputs and %d inputs, want %d each", i, len(out), len(in), events)
+		}
+		for n := range events {
+			if out[n] != fmt.Sprintf("out %d %d\r\n", i, n) || in[n] != fmt.Sprintf("in %d %d\r", i, n) {
+				t.Fatalf("session %d: event %d out of order: %q / %q", i, n, out[n], in[n])
+			}
+		}
+	}
+}
+
+// TestCrashThenReopen leaves a recorder unclosed, as a crash would, and
+// checks that the store reopens, the session is marked interrupted, and what
+// was flushed replays.
+func TestCrashThenReopen(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "bastion.db")
+	s, err := OpenBolt(path, BoltOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := newHarness(t, s, nil)
+	h.rec.Output([]byte("flushed"))
+	h.tick <- time.Now()
+	h.waitChunk(t)
+	h.rec.Output([]byte("never flushed"))
+	if err := s.Close(); err != nil { // the process "dies" here
+		t.Fatal(err)
+	}
+
+	s2, err := OpenBolt(path, BoltOptions{})
+	if err != nil {
+		t.Fatalf("reopen after crash: %v", err)
+	}
+	defer s2.Close()
+	crash := t0.Add(time.Hour)
+	ids, err := s2.MarkInterrupted(t.Context(), crash)
+	if err != nil || !slices.Equal(ids, []string{"sess1"}) {
+		t.Fatalf("MarkInterrupted = %v, %v", ids, err)
+	}
+	if _, evs := readRecording(t, s2, "sess1"); len(evs) != 1 || evs[0].Data != "flushed" {
+		t.Errorf("recording after crash: %+v", evs)
+	}
+	// The orphaned recorder now only gets errors from the closed store.
+	if err := h.rec.Close(t.Context(), nil, StateClosed, ""); !errors.Is(err, ErrStoreClosed) {
+		t.Errorf("Close of orphaned recorder = %v, want ErrStoreClosed", err)
+	}
+}

@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# fuzz.sh FUZZTIME: run every Fuzz target in the module for FUZZTIME each.
+#
+# Targets are discovered by grepping test files for '^func Fuzz', so a new
+# target is picked up without editing anything. go test -fuzz accepts one
+# package and one target at a time, hence the loop.
+set -euo pipefail
+
+fuzztime=${1:-5s}
+go=${GO:-go}
+cd "$(dirname "$0")/.."
+
+# "dir<TAB>FuzzName" per target, sorted so runs are reproducible.
+targets=$(grep -rHo --include='*_test.go' --exclude-dir=.git --exclude-dir=vendor \
+	'^func Fuzz[A-Za-z0-9_]*' . |
+	sed -E 's#^(.*)/[^/]+_test\.go:func (Fuzz[A-Za-z0-9_]*)$#\1\t\2#' | sort -u || true)
+
+if [ -z "$targets" ]; then
+	echo "fuzz: no Fuzz targets found"
+	exit 0
+fi
+
+count=0
+while IFS=$'\t' read -r dir name; do
+	echo "fuzz: $dir $name ($fuzztime)"
+	"$go" test -run '^$' -fuzz "^${name}\$" -fuzztime "$fuzztime" "$dir"
+	count=$((count + 1))
+done <<<"$targets"
+echo "fuzz: $count targets ran for $fuzztime each"
