@@ -96,12 +96,12 @@ func New(opt Options) (*Server, error) {
 		CA:   opt.UserCA,
 		Host: s.hostName,
 		Now:  s.now,
-		IsRevoked: func(serial uint64, user string) (bool, error) {
+		IsRevoked: func(serial uint64, user string, issuedAt time.Time) (bool, error) {
 			// Revocation is a security decision: a store error refuses
 			// (keys.Verifier fails closed on a non-nil error).
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			defer cancel()
-			return s.store.IsRevoked(ctx, serial, user, time.Time{})
+			return s.store.IsRevoked(ctx, serial, user, issuedAt)
 		},
 	}
 

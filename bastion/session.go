@@ -59,9 +59,6 @@ type session struct {
 	winMu    sync.Mutex
 	win      ssh.Window
 	onResize func(ssh.Window) // the current consumer's resize hook, under winMu
-
-	targetsMu sync.Mutex
-	visited   []string
 }
 
 func (s *Server) handleSession(sess ssh.Session) {
@@ -151,6 +148,12 @@ func (s *Server) handleSession(sess ssh.Session) {
 	defer close(done)
 	go st.watchRecording(terminate, done)
 
+	if ssh.AgentRequested(sess) {
+		// The library accepts the request on its own; we never open an
+		// agent channel, and say so: a bastion must not expose the user's
+		// agent to targets.
+		st.errorf("agent forwarding is disabled on this bastion; your agent was not forwarded")
+	}
 	s.log.Info("session recording", "session", sid, "user", id.User, "target", initialTarget, "pty", hasPty)
 	res := st.route()
 	st.finish(res)
@@ -226,9 +229,7 @@ func (st *session) window() ssh.Window {
 // visit marks the recording where the session enters a target.
 func (st *session) visit(target string) {
 	st.rec.Marker("enter " + target)
-	st.targetsMu.Lock()
-	st.visited = append(st.visited, target)
-	st.targetsMu.Unlock()
+	st.rec.AddTarget(target)
 }
 
 func (st *session) leave(target string, res exitResult) {
@@ -244,16 +245,11 @@ func (st *session) leave(target string, res exitResult) {
 // byte of stdout and stderr, and EOF precedes it as OpenSSH's sshd does.
 func (st *session) finish(res exitResult) {
 	code := res.code
-	state := recorder.StateClosed
-	if st.ctx.Err() != nil && res.reason == "" && st.sess.Context().Err() == nil {
-		res.reason = "recording failed"
-	}
-	if res.reason != "" && st.rec.Err() != nil {
-		state = recorder.StateInterrupted
-	}
+	// The session's own context may be done already (client gone): the
+	// final writes get their own bound.
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if err := st.rec.Close(ctx, &code, state, res.reason); err != nil {
+	if err := st.rec.Close(ctx, &code, recorder.StateClosed, res.reason); err != nil {
 		st.srv.log.Error("recording close failed", "user", st.id.User, "err", err)
 	}
 	_ = st.sess.CloseWrite()

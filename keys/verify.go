@@ -69,7 +69,11 @@ type Identity struct {
 // connections concurrently provided IsRevoked and Now are safe to call concurrently.
 type Verifier struct {
 	CA        ssh.PublicKey                                  // our user CA public key; only certificates signed by exactly this key are accepted
-	IsRevoked func(serial uint64, user string) (bool, error) // nil means "nothing revoked"
+	// IsRevoked is asked about every certificate that passed all other
+	// checks; issuedAt is when IssueUserCert signed it (ValidAfter plus the
+	// backdate), so a revocation of a user can spare certificates issued
+	// after it. nil means "nothing revoked".
+	IsRevoked func(serial uint64, user string, issuedAt time.Time) (bool, error)
 	Now       func() time.Time                               // nil means time.Now
 
 	// Host is the bastion's address as users type it ("bastion.corp" or
@@ -191,7 +195,7 @@ func (v *Verifier) Authenticate(meta ssh.ConnMetadata, key ssh.PublicKey) (*Iden
 	}
 
 	if v.IsRevoked != nil {
-		revoked, err := v.IsRevoked(cert.Serial, principal)
+		revoked, err := v.IsRevoked(cert.Serial, principal, time.Unix(int64(cert.ValidAfter), 0).Add(userCertBackdate))
 		if err != nil {
 			return nil, &Refusal{ReasonRevocationCheckFailed,
 				"the bastion could not check your certificate right now; try again in a minute, and tell an admin if this persists",

@@ -37,9 +37,11 @@ func TestAuthenticateAccepts(t *testing.T) {
 				var revCalls []string
 				v := &Verifier{
 					CA: ca.PublicKey(),
-					IsRevoked: func(serial uint64, user string) (bool, error) {
+					IsRevoked: func(serial uint64, user string, issuedAt time.Time) (bool, error) {
 						revCalls = append(revCalls, user)
-						return serial != 42 || user != "alice", nil
+						// The issue time must come back exactly (to the
+						// second): revoking a user spares later certificates.
+						return serial != 42 || user != "alice" || !issuedAt.Equal(testNow.Truncate(time.Second)), nil
 					},
 					Now: fixedClock(testNow),
 				}
@@ -218,7 +220,7 @@ func TestAuthenticateRefusals(t *testing.T) {
 				CA:   ca.PublicKey(),
 				Now:  fixedClock(now),
 				Host: "bastion.corp",
-				IsRevoked: func(s uint64, u string) (bool, error) {
+				IsRevoked: func(s uint64, u string, _ time.Time) (bool, error) {
 					revokedCalled = true
 					if tt.isRevoked != nil {
 						return tt.isRevoked(s, u)
@@ -317,7 +319,7 @@ func FuzzAuthenticate(f *testing.F) {
 	v := &Verifier{
 		CA:        ca.PublicKey(),
 		Now:       fixedClock(testNow),
-		IsRevoked: func(uint64, string) (bool, error) { return false, nil },
+		IsRevoked: func(uint64, string, time.Time) (bool, error) { return false, nil },
 	}
 	meta := testMeta{user: "login", remote: tcpAddr("10.9.9.9")}
 	f.Fuzz(func(t *testing.T, blob []byte) {

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -317,6 +318,22 @@ func (r *Recorder) flush(ctx context.Context) error {
 		return err
 	}
 	return nil
+}
+
+// AddTarget notes a target the session reached after it started (chosen in
+// the menu). The row's Target lists the targets in the order visited,
+// comma-separated, each once; it is written with the next update.
+func (r *Recorder) AddTarget(name string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if name == "" || slices.Contains(strings.Split(r.meta.Target, ","), name) {
+		return
+	}
+	if r.meta.Target == "" {
+		r.meta.Target = name
+	} else {
+		r.meta.Target += "," + name
+	}
 }
 
 // Close ends the recording: it stops the flusher, emits what the UTF-8

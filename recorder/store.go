@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
+	"strings"
 	"time"
 )
 
@@ -61,7 +63,7 @@ func (f SessionFilter) match(m SessionMeta) bool {
 	switch {
 	case f.User != "" && m.User != f.User:
 		return false
-	case f.Target != "" && m.Target != f.Target:
+	case f.Target != "" && !slices.Contains(strings.Split(m.Target, ","), f.Target):
 		return false
 	case !f.Since.IsZero() && m.Start.Before(f.Since):
 		return false

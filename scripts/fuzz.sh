@@ -20,10 +20,19 @@ if [ -z "$targets" ]; then
 	exit 0
 fi
 
+# Run every target even after a failure, so one run reports them all.
 count=0
+failed=()
 while IFS=$'\t' read -r dir name; do
 	echo "fuzz: $dir $name ($fuzztime)"
-	"$go" test -run '^$' -fuzz "^${name}\$" -fuzztime "$fuzztime" "$dir"
+	if ! "$go" test -run '^$' -fuzz "^${name}\$" -fuzztime "$fuzztime" "$dir"; then
+		failed+=("$dir $name")
+	fi
 	count=$((count + 1))
 done <<<"$targets"
-echo "fuzz: $count targets ran for $fuzztime each"
+
+echo "fuzz: $count targets ran for $fuzztime each, ${#failed[@]} failed"
+if [ "${#failed[@]}" -gt 0 ]; then
+	printf 'fuzz: FAILED %s (the failing input is under its testdata/fuzz)\n' "${failed[@]}" >&2
+	exit 1
+fi

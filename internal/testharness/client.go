@@ -41,6 +41,10 @@ type SSHClient struct {
 	Host string
 	// User, if set, is passed as -l (the SSH user name).
 	User string
+	// Term is $TERM for RunPTY, the terminal type the server is told in
+	// its pty-req; empty means xterm-256color, so that runs do not depend
+	// on the terminal (or lack of one) the tests were started from.
+	Term string
 	// ExtraOpts are passed before the harness's own options, and ssh keeps
 	// the first value of each option, so they override the defaults, e.g.
 	// []string{"-o", "BatchMode=no"}.
@@ -145,15 +149,23 @@ type Result struct {
 	ExitCode int // the remote command's status; 255 when ssh itself failed
 }
 
-// Run runs ssh to completion (at most 30 s) without a PTY and returns its
-// output and exit code. Any exit code is a result, not a failure; the test
-// fails only if ssh cannot be run or does not finish.
+// Run runs ssh to completion (at most 30 s) without a PTY and with empty
+// stdin, and returns its output and exit code. Any exit code is a result,
+// not a failure; the test fails only if ssh cannot be run or does not finish.
 func (c *SSHClient) Run(t testing.TB, args ...string) Result {
+	t.Helper()
+	return c.RunInput(t, "", args...)
+}
+
+// RunInput is Run with stdin as the client's standard input, e.g. SQL
+// statements for a database target.
+func (c *SSHClient) RunInput(t testing.TB, stdin string, args ...string) Result {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), runTimeout)
 	defer cancel()
 	cmd := c.Command(ctx, args...)
 	var stdout, stderr bytes.Buffer
+	cmd.Stdin = strings.NewReader(stdin)
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	err := cmd.Run()
 	var exitErr *exec.ExitError

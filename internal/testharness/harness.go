@@ -14,11 +14,16 @@ package testharness
 
 import (
 	"errors"
+	"fmt"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
+
+	"golang.org/x/crypto/ssh"
+	"golang.org/x/crypto/ssh/knownhosts"
 )
 
 // FreePort returns a TCP port on 127.0.0.1 that was free a moment ago.
@@ -75,4 +80,34 @@ func requireTool(t testing.TB, name string) string {
 	}
 	t.Fatalf("%v: %s", err, installHint)
 	return ""
+}
+
+// WriteKnownHosts writes a known_hosts file in dir that trusts key for
+// addr ("host:port"), e.g. the bastion's host key for SSHClient.KnownHostsFile.
+func WriteKnownHosts(t testing.TB, dir, addr string, key ssh.PublicKey) string {
+	t.Helper()
+	return writeKnownHosts(t, dir, knownhosts.Line([]string{knownhosts.Normalize(addr)}, key))
+}
+
+// WriteKnownHostsCA writes a known_hosts file in dir that trusts every host
+// certificate signed by ca for hosts matching pattern (e.g. "[127.0.0.1]:*"
+// or "*"): the client side of a host CA.
+func WriteKnownHostsCA(t testing.TB, dir, pattern string, ca ssh.PublicKey) string {
+	t.Helper()
+	return writeKnownHosts(t, dir, "@cert-authority "+pattern+" "+string(ssh.MarshalAuthorizedKey(ca)))
+}
+
+func writeKnownHosts(t testing.TB, dir, line string) string {
+	t.Helper()
+	f, err := os.CreateTemp(dir, "known_hosts_*")
+	if err != nil {
+		t.Fatalf("create known_hosts in %s: %v", dir, err)
+	}
+	if _, err := fmt.Fprintln(f, strings.TrimSuffix(line, "\n")); err != nil {
+		t.Fatalf("write %s: %v", f.Name(), err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatalf("close %s: %v", f.Name(), err)
+	}
+	return f.Name()
 }

@@ -1,6 +1,7 @@
 package testharness
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/rand"
@@ -19,7 +20,9 @@ import (
 	"golang.org/x/crypto/ssh/knownhosts"
 )
 
-const testTimeout = 10 * time.Second
+// testTimeout bounds every wait in these tests. It is a ceiling, not a
+// sleep: generous, because CI runs all packages at once on two cores.
+const testTimeout = 20 * time.Second
 
 func TestFreePortIsBindable(t *testing.T) {
 	port := FreePort(t)
@@ -557,10 +560,25 @@ func TestStopLeavesNoProcesses(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	plain := c.Command(ctx, "echo ready; exec sleep 305")
-	var plainOut bytes.Buffer
-	plain.Stdout = &plainOut
+	stdout, err := plain.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
 	if err := plain.Start(); err != nil {
 		t.Fatal(err)
+	}
+	plainReady := make(chan string, 1)
+	go func() {
+		line, _ := bufio.NewReader(stdout).ReadString('\n') // an error shows as a missing line
+		plainReady <- line
+	}()
+	select {
+	case line := <-plainReady:
+		if line != "ready\n" {
+			t.Fatalf("plain session printed %q, want \"ready\\n\"", line)
+		}
+	case <-time.After(testTimeout):
+		t.Fatal("plain session did not start")
 	}
 	plainDone := make(chan error, 1)
 	go func() { plainDone <- plain.Wait() }()
@@ -573,7 +591,7 @@ func TestStopLeavesNoProcesses(t *testing.T) {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("did not find all session processes: %v", before)
+			t.Fatalf("did not find all session processes, found: %s", describe(before))
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
@@ -602,6 +620,19 @@ func TestStopLeavesNoProcesses(t *testing.T) {
 	s.Stop()
 }
 
+// describe lists processes with their command lines, for failure messages.
+func describe(ps []procID) string {
+	var b strings.Builder
+	for _, p := range ps {
+		cmd, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(p.pid), "cmdline"))
+		if err != nil {
+			cmd = []byte(err.Error())
+		}
+		fmt.Fprintf(&b, "\n  %d: %q", p.pid, cmd)
+	}
+	return b.String()
+}
+
 func hasCmdline(ps []procID, want string) bool {
 	for _, p := range ps {
 		b, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(p.pid), "cmdline"))
@@ -610,4 +641,86 @@ func hasCmdline(ps []procID, want string) bool {
 		}
 	}
 	return false
+}
+
+func TestRunInput(t *testing.T) {
+	t.Parallel()
+	s := StartSSHD(t, SSHDOptions{})
+	r := s.Client(t).RunInput(t, "line one\nline two\n", "cat; echo done >&2")
+	if r.Stdout != "line one\nline two\n" || r.Stderr != "done\n" || r.ExitCode != 0 {
+		t.Fatalf("got %+v", r)
+	}
+}
+
+// Both ways to trust a host, checked by the real client and by x/crypto.
+func TestHostTrust(t *testing.T) {
+	t.Parallel()
+	hostCA, otherCA := newSigner(t), newSigner(t)
+	s := StartSSHD(t, SSHDOptions{HostCA: hostCA})
+	if s.HostCert == nil || s.HostCert.SignatureKey == nil ||
+		!bytes.Equal(s.HostCert.SignatureKey.Marshal(), hostCA.PublicKey().Marshal()) {
+		t.Fatalf("HostCert not signed by the host CA: %+v", s.HostCert)
+	}
+	dir := t.TempDir()
+	otherKey, _ := KeyPair(t, dir, "ed25519")
+	otherPub, err := ssh.ParsePrivateKey(mustRead(t, otherKey))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name       string
+		knownHosts string
+		wantOK     bool
+	}{
+		{"harness file", s.KnownHostsFile, true},
+		{"WriteKnownHosts", WriteKnownHosts(t, dir, s.Addr, s.HostKey), true},
+		{"WriteKnownHosts other key", WriteKnownHosts(t, dir, s.Addr, otherPub.PublicKey()), false},
+		{"host CA", WriteKnownHostsCA(t, dir, "[127.0.0.1]:*", hostCA.PublicKey()), true},
+		{"other host CA", WriteKnownHostsCA(t, dir, "[127.0.0.1]:*", otherCA.PublicKey()), false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := s.Client(t)
+			c.KnownHostsFile = tt.knownHosts
+			r := c.Run(t, "echo in")
+			if got := r.ExitCode == 0 && r.Stdout == "in\n"; got != tt.wantOK {
+				t.Errorf("ssh logged in = %v, want %v (stderr %q)", got, tt.wantOK, r.Stderr)
+			}
+			cb, err := knownhosts.New(tt.knownHosts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			signer, err := ssh.ParsePrivateKey(mustRead(t, s.ClientKeyFile))
+			if err != nil {
+				t.Fatal(err)
+			}
+			cfg := &ssh.ClientConfig{
+				User:            s.User,
+				Auth:            []ssh.AuthMethod{ssh.PublicKeys(signer)},
+				HostKeyCallback: cb,
+				Timeout:         testTimeout,
+			}
+			if strings.Contains(tt.name, "CA") {
+				cfg.HostKeyAlgorithms = []string{ssh.CertAlgoED25519v01}
+			}
+			conn, err := ssh.Dial("tcp", s.Addr, cfg)
+			if (err == nil) != tt.wantOK {
+				t.Errorf("x/crypto dial err = %v, want ok %v", err, tt.wantOK)
+			}
+			if err == nil {
+				if err := conn.Close(); err != nil {
+					t.Error(err)
+				}
+			}
+		})
+	}
+}
+
+func mustRead(t *testing.T, path string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }

@@ -42,12 +42,18 @@ type PTYSession struct {
 
 // RunPTY starts ssh in a new PTY of cols×rows and returns at once. Pass
 // "-t" first to get a remote PTY along with a command (ssh asks for one by
-// itself only without a command). ssh is killed, if still running, in
+// itself only without a command). The server is told the terminal type
+// c.Term. ssh is killed, if still running, in
 // t.Cleanup.
 func (c *SSHClient) RunPTY(t testing.TB, cols, rows int, args ...string) *PTYSession {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	cmd := c.Command(ctx, args...)
+	term := c.Term
+	if term == "" {
+		term = "xterm-256color"
+	}
+	cmd.Env = append(cmd.Env, "TERM="+term) // the last value wins
 	ptmx, err := pty.StartWithSize(cmd, winsize(cols, rows))
 	if err != nil {
 		cancel()

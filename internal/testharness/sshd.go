@@ -47,6 +47,8 @@ type SSHD struct {
 	Port int
 	// HostKey is sshd's (only) host key, an ed25519 key.
 	HostKey ssh.PublicKey
+	// HostCert is HostKey's certificate, when SSHDOptions.HostCA signed one.
+	HostCert *ssh.Certificate
 	// KnownHostsFile lists HostKey for [127.0.0.1]:port, one
 	// knownhosts.Line, as ssh-keyscan would write it.
 	KnownHostsFile string
@@ -80,6 +82,11 @@ type SSHDOptions struct {
 	// sshd_config, so that user certificates they sign log in (the
 	// bastion's target-CA mode). Principals must include User.
 	TrustedUserCAKeys []ssh.PublicKey
+	// HostCA, if set, signs a host certificate for HostKey (principals
+	// 127.0.0.1 and localhost, valid forever so that no test depends on the
+	// clock) that sshd presents as HostCertificate: the target side of
+	// host-CA verification.
+	HostCA ssh.Signer
 	// ExtraConfig is appended to sshd_config. sshd takes the first value of
 	// a keyword, so every keyword ExtraConfig sets before its first Match
 	// line replaces the harness default instead (e.g. "AllowTcpForwarding
@@ -152,6 +159,11 @@ func (s *SSHD) writeFiles(opt SSHDOptions) error {
 	if s.HostKey, err = writeKeyFiles(s.hostKeyFile(), hostPriv, "testharness-host"); err != nil {
 		return fmt.Errorf("write host key: %w", err)
 	}
+	if opt.HostCA != nil {
+		if err := s.writeHostCert(opt.HostCA); err != nil {
+			return err
+		}
+	}
 	_, clientPriv, err := ed25519.GenerateKey(rand.Reader)
 	if err != nil {
 		return fmt.Errorf("generate client key: %w", err)
@@ -176,6 +188,28 @@ func (s *SSHD) writeFiles(opt SSHDOptions) error {
 	return nil
 }
 
+// writeHostCert signs HostKey with ca and writes it beside the host key.
+func (s *SSHD) writeHostCert(ca ssh.Signer) error {
+	cert := &ssh.Certificate{
+		Key:             s.HostKey,
+		Serial:          1,
+		CertType:        ssh.HostCert,
+		KeyId:           "testharness-host",
+		ValidPrincipals: []string{"127.0.0.1", "localhost"},
+		ValidAfter:      0,
+		ValidBefore:     ssh.CertTimeInfinity,
+	}
+	if err := cert.SignCert(rand.Reader, ca); err != nil {
+		return fmt.Errorf("sign host certificate: %w", err)
+	}
+	if err := os.WriteFile(s.hostCertFile(), ssh.MarshalAuthorizedKey(cert), 0o644); err != nil {
+		return fmt.Errorf("write host certificate: %w", err)
+	}
+	s.HostCert = cert
+	return nil
+}
+
+func (s *SSHD) hostCertFile() string       { return s.hostKeyFile() + "-cert.pub" }
 func (s *SSHD) hostKeyFile() string        { return filepath.Join(s.Dir, "ssh_host_ed25519_key") }
 func (s *SSHD) authorizedKeysFile() string { return filepath.Join(s.Dir, "authorized_keys") }
 func (s *SSHD) trustedCAFile() string      { return filepath.Join(s.Dir, "trusted_user_ca_keys") }
@@ -305,6 +339,9 @@ func (s *SSHD) config(version [2]int, opt SSHDOptions) string {
 		{"LoginGraceTime", "30"},
 		{"LogLevel", "VERBOSE"},
 	}
+	if s.HostCert != nil {
+		defaults = append(defaults, [2]string{"HostCertificate", quote(s.hostCertFile())})
+	}
 	if len(opt.TrustedUserCAKeys) > 0 {
 		defaults = append(defaults, [2]string{"TrustedUserCAKeys", quote(s.trustedCAFile())})
 	}
@@ -351,7 +388,9 @@ func topLevelKeywords(cfg string) map[string]bool {
 		if k == "match" {
 			break
 		}
-		kw[k] = true
+		if k != "" {
+			kw[k] = true
+		}
 	}
 	return kw
 }

@@ -1,0 +1,204 @@
+package bench
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/bastion-dev/bastion/internal/testharness"
+	"github.com/bastion-dev/bastion/recorder"
+)
+
+var (
+	bytesFlag = flag.String("bench.bytes", envOr("BENCH_BYTES", "1G"),
+		"bytes per streamed command: an integer with an optional K, M or G suffix (binary) (env BENCH_BYTES)")
+	sourceFlag = flag.String("bench.source", envOr("BENCH_SOURCE", "zero,urandom"),
+		"comma-separated sources to stream: zero (/dev/zero), urandom (/dev/urandom) (env BENCH_SOURCE)")
+)
+
+func envOr(key, def string) string {
+	if v := os.Getenv(key); v != "" {
+		return v
+	}
+	return def
+}
+
+// parseSize reads "1073741824", "64K", "512M", "1G" (also "1GiB", "1g"):
+// the suffixes are binary.
+func parseSize(s string) (int64, error) {
+	t := strings.ToUpper(strings.TrimSpace(s))
+	t = strings.TrimSuffix(strings.TrimSuffix(t, "B"), "I")
+	mult := int64(1)
+	if t != "" {
+		switch t[len(t)-1] {
+		case 'K':
+			mult = 1 << 10
+		case 'M':
+			mult = 1 << 20
+		case 'G':
+			mult = 1 << 30
+		}
+		if mult > 1 {
+			t = t[:len(t)-1]
+		}
+	}
+	n, err := strconv.ParseInt(t, 10, 64)
+	if err != nil || n <= 0 || n > (1<<62)/mult {
+		return 0, fmt.Errorf("size %q: want a positive integer with an optional K, M or G suffix", s)
+	}
+	return n * mult, nil
+}
+
+// source is a device the remote `head -c N` reads.
+type source struct {
+	name string // "zero", "urandom"
+	path string
+}
+
+var knownSources = []source{{"zero", "/dev/zero"}, {"urandom", "/dev/urandom"}}
+
+func benchBytes(b *testing.B) int64 {
+	b.Helper()
+	n, err := parseSize(*bytesFlag)
+	if err != nil {
+		b.Fatalf("BENCH_BYTES / -bench.bytes: %v", err)
+	}
+	return n
+}
+
+func benchSources(b *testing.B) []source {
+	b.Helper()
+	var out []source
+	for _, name := range strings.Split(*sourceFlag, ",") {
+		name = strings.TrimSpace(name)
+		found := false
+		for _, s := range knownSources {
+			if s.name == name {
+				out, found = append(out, s), true
+			}
+		}
+		if !found {
+			b.Fatalf("BENCH_SOURCE / -bench.source: unknown source %q: want zero or urandom", name)
+		}
+	}
+	return out
+}
+
+// subName is the sub-benchmark's name: the path alone for /dev/zero (the
+// reference case), path-source otherwise.
+func subName(path string, s source) string {
+	if s.name == "zero" {
+		return path
+	}
+	return path + "-" + s.name
+}
+
+// BenchmarkThroughput streams `head -c N /dev/zero` (BENCH_BYTES, default
+// 1 GiB) to the client's stdout, through the bastion to the sshd target
+// (bastion) and with plain ssh straight to that sshd (openssh), and
+// likewise from /dev/urandom. MB/s covers each whole ssh run, login
+// included; stream-MB/s counts from the first byte to the last. Every run
+// must deliver exactly N bytes, and each bastion run must leave a finished
+// recording that counted N bytes of output.
+//
+// Also reported, per run: the CPU time of the bastion process, of the ssh
+// client and of the sshd side (its per-connection processes and head).
+func BenchmarkThroughput(b *testing.B) {
+	n := benchBytes(b)
+	sources := benchSources(b)
+	w := newWorld(b)
+	for _, s := range sources {
+		remote := fmt.Sprintf("head -c %d %s", n, s.path)
+		b.Run(subName("bastion", s), func(b *testing.B) {
+			w.benchStream(b, n, w.viaBastion, true, "web-1", remote)
+		})
+		b.Run(subName("openssh", s), func(b *testing.B) {
+			w.benchStream(b, n, w.direct, false, remote)
+		})
+	}
+}
+
+// benchStream runs the streamed command b.N times with c and checks and
+// reports the results. viaBastion adds the bastion's CPU time and the
+// recording checks.
+func (w *world) benchStream(b *testing.B, n int64, c *testharness.SSHClient, viaBastion bool, args ...string) {
+	b.SetBytes(n)
+	start := time.Now()
+	dbBefore := w.dbSize()
+	var serverBefore time.Duration
+	if viaBastion {
+		serverBefore = w.serverCPU(b)
+	}
+	targetBefore := w.targetCPU(b)
+	var streamTime, clientCPU time.Duration
+	runs := 0
+	for b.Loop() {
+		res, err := stream(c, n, args...)
+		if err != nil {
+			b.Fatalf("run %d: %v\nstderr: %s\nserver log:\n%s", runs+1, err, res.stderr, w.logTail())
+		}
+		if res.exitCode != 0 || res.n != n {
+			b.Fatalf("run %d: received %d bytes, want %d; exit status %d\nstderr: %s\nserver log:\n%s",
+				runs+1, res.n, n, res.exitCode, res.stderr, w.logTail())
+		}
+		streamTime += res.stream
+		clientCPU += res.clientCPU
+		runs++
+	}
+	// b.Loop has stopped the timer: what follows is not measured.
+	perRun := func(d time.Duration) float64 { return d.Seconds() / float64(runs) }
+	if streamTime > 0 {
+		b.ReportMetric(float64(n)*float64(runs)/1e6/streamTime.Seconds(), "stream-MB/s")
+	}
+	b.ReportMetric(perRun(clientCPU), "client-cpu-s/op")
+	b.ReportMetric(perRun(w.targetCPU(b)-targetBefore), "sshd-cpu-s/op")
+	if !viaBastion {
+		return
+	}
+	b.ReportMetric(perRun(w.serverCPU(b)-serverBefore), "bastion-cpu-s/op")
+
+	// Every run left a finished recording of all its output.
+	list := w.sessionsSince(b, start)
+	if len(list) != runs {
+		b.Fatalf("%d sessions recorded since the first run, want %d: %+v", len(list), runs, list)
+	}
+	var errs []error
+	for _, m := range list {
+		if m.State != recorder.StateClosed || m.BytesOut != n || m.Error != "" || m.ExitStatus == nil || *m.ExitStatus != 0 {
+			errs = append(errs, fmt.Errorf("session %s: state %s, bytes_out %d (want %d), exit %v, error %q",
+				m.ID, m.State, m.BytesOut, n, m.ExitStatus, m.Error))
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		b.Fatal(err)
+	}
+	b.Logf("%d recordings of %d bytes each; bastion.db %d -> %d bytes", runs, n, dbBefore, w.dbSize())
+}
+
+// BenchmarkSessionSetup times `ssh ... true`: TCP connect, key exchange,
+// authentication, exec and exit, through the bastion (bastion: certificate
+// check, policy, a recording, and a second login to the target) and with
+// plain ssh straight to the sshd (openssh).
+func BenchmarkSessionSetup(b *testing.B) {
+	w := newWorld(b)
+	b.Run("bastion", func(b *testing.B) { w.benchLogin(b, w.viaBastion, "web-1", "true") })
+	b.Run("openssh", func(b *testing.B) { w.benchLogin(b, w.direct, "true") })
+}
+
+// benchLogin runs ssh with c and args b.N times; each must exit 0 and print
+// nothing.
+func (w *world) benchLogin(b *testing.B, c *testharness.SSHClient, args ...string) {
+	runs := 0
+	for b.Loop() {
+		res := c.Run(b, args...)
+		runs++
+		if res.ExitCode != 0 || res.Stdout != "" {
+			b.Fatalf("run %d: exit %d, stdout %q\nstderr: %s\nserver log:\n%s", runs, res.ExitCode, res.Stdout, res.Stderr, w.logTail())
+		}
+	}
+}

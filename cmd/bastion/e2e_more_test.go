@@ -1,0 +1,252 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/bastion-dev/bastion/recorder"
+)
+
+func TestLargeOutputDrainsBeforeExitStatus(t *testing.T) {
+	w := newWorld(t, worldOpts{})
+	const n = 8 << 20
+	cmd := w.client.Command(context.Background(), "web-1", fmt.Sprintf("head -c %d /dev/zero; echo tail >&2; exit 5", n))
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	_ = cmd.Run()
+	if code := cmd.ProcessState.ExitCode(); code != 5 || stdout.Len() != n || stderr.String() != "tail\n" {
+		t.Fatalf("exit %d, %d bytes of stdout (want %d), stderr %q", code, stdout.Len(), n, stderr.String())
+	}
+	m := w.lastSession(t)
+	if m.BytesOut < n {
+		t.Fatalf("session row counts %d bytes out, want >= %d", m.BytesOut, n)
+	}
+}
+
+func TestClientGoneEndsSession(t *testing.T) {
+	w := newWorld(t, worldOpts{})
+	cmd := w.client.Command(context.Background(), "web-1", "echo started; sleep 60")
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 8)
+	if _, err := io.ReadFull(out, buf); err != nil || string(buf) != "started\n" {
+		t.Fatalf("read %q: %v", buf, err)
+	}
+	_ = cmd.Process.Kill()
+	_ = cmd.Wait()
+	// The row is finalised without waiting for the target's sleep.
+	m := w.lastSession(t)
+	if m.State != recorder.StateClosed || m.End.Sub(m.Start) > 30*time.Second {
+		t.Fatalf("session after client kill: %+v", m)
+	}
+}
+
+func TestRecordInputWhenConfigured(t *testing.T) {
+	w := newWorld(t, worldOpts{recording: "recording: { input: true, flush_interval: 200ms }"})
+	cmd := w.client.Command(context.Background(), "web-1", "cat")
+	cmd.Stdin = strings.NewReader("typed-by-user\n")
+	if out, err := cmd.Output(); err != nil || string(out) != "typed-by-user\n" {
+		t.Fatalf("cat: %q %v", out, err)
+	}
+	cast := w.recording(t, w.lastSession(t).ID)
+	if !strings.Contains(cast, `"i","typed-by-user\n"`) {
+		t.Fatalf("input not recorded with recording.input: true:\n%s", cast)
+	}
+}
+
+func TestRevokeUserSparesLaterCertificates(t *testing.T) {
+	w := newWorld(t, worldOpts{})
+	if res := w.client.Run(t, "whoami"); res.ExitCode != 0 {
+		t.Fatalf("before revoke: %+v", res)
+	}
+	if _, errOut, code := w.bastion("revoke", "--user", "alice"); code != 0 {
+		t.Fatalf("revoke --user: %s", errOut)
+	}
+	if res := w.client.Run(t, "whoami"); res.ExitCode != 255 || !strings.Contains(res.Stderr, "revoked") {
+		t.Fatalf("revoked user got in: %+v", res)
+	}
+	// Certificates carry whole seconds: a new one from the next second on
+	// is not covered by the revocation.
+	time.Sleep(1100 * time.Millisecond)
+	w.sign("alice", "sre", "1h", w.userKey)
+	if res := w.client.Run(t, "whoami"); res.ExitCode != 0 {
+		t.Fatalf("certificate issued after the revocation refused: %+v", res)
+	}
+}
+
+func TestOnHostCommandsOnStoppedStore(t *testing.T) {
+	w := newWorld(t, worldOpts{})
+	if res := w.client.Run(t, "web-1", "echo recorded-line"); res.ExitCode != 0 {
+		t.Fatalf("%+v", res)
+	}
+	id := w.lastSession(t).ID
+	w.stop()
+	w.stop = nil
+	if _, err := os.Stat(filepath.Join(w.cfg.DataDir, "admin.sock")); err == nil {
+		// A stale socket must not be mistaken for a running server.
+		t.Logf("admin.sock left behind after shutdown")
+	}
+	list := w.sessions(t, "--user", "alice", "--target", "web-1")
+	if len(list) != 1 || list[0].ID != id {
+		t.Fatalf("sessions on a stopped store: %+v", list)
+	}
+	if got := w.sessions(t, "--user", "bob"); len(got) != 0 {
+		t.Fatalf("--user bob: %+v", got)
+	}
+	out, errOut, code := w.bastion("replay", id, "--speed", "1000")
+	if code != 0 || !strings.Contains(out, "recorded-line") {
+		t.Fatalf("replay: exit %d %q %s", code, out, errOut)
+	}
+	_, errOut, code = w.bastion("replay", "nosuchsession")
+	if code != 1 || !strings.Contains(errOut, "bastion sessions") {
+		t.Fatalf("replay of unknown id: exit %d %s", code, errOut)
+	}
+	_, _, code = w.bastion("replay")
+	if code != 2 {
+		t.Fatalf("replay without id: exit %d, want 2", code)
+	}
+}
+
+func TestCheckConfig(t *testing.T) {
+	dir := t.TempDir()
+	bad := filepath.Join(dir, "bad.yaml")
+	writeFile(t, bad, "listen: \":2222\"\ndata_dir: /tmp/x\ntargets:\n  - { name: web-1, kind: ssh, adress: 10.0.0.5:22 }\n")
+	var out, errOut bytes.Buffer
+	e := &env{stdout: &out, stderr: &errOut, stdin: strings.NewReader(""), getenv: func(string) string { return "" }}
+	if code := run(context.Background(), e, []string{"check-config", "--config", bad}); code != 1 {
+		t.Fatalf("check-config of a bad file: exit %d", code)
+	}
+	if !strings.Contains(errOut.String(), "bad.yaml:4") || !strings.Contains(errOut.String(), "adress") {
+		t.Fatalf("check-config output lacks file:line and key: %s", errOut.String())
+	}
+	root, err := filepath.Abs("../..")
+	if err != nil {
+		t.Fatal(err)
+	}
+	out.Reset()
+	if code := run(context.Background(), e, []string{"check-config", "--config", filepath.Join(root, "bastion.example.yaml")}); code != 0 {
+		t.Fatalf("check-config bastion.example.yaml: %s", errOut.String())
+	}
+}
+
+// TestCrashRecoveryAndGracefulShutdown runs the real binary: kill -9 during
+// a session, restart, and the session is interrupted with its recording up
+// to the last flush; then SIGTERM lets an open session finish.
+func TestCrashRecoveryAndGracefulShutdown(t *testing.T) {
+	w := newWorld(t, worldOpts{})
+	w.stop() // the in-process server; the binary takes over the same config
+	w.stop = nil
+	bin := buildBinary(t)
+
+	srv := startBinary(t, bin, w.cfgPath, w.port)
+	cmd := w.client.Command(context.Background(), "web-1", "echo before-crash; sleep 60")
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, len("before-crash\n"))
+	if _, err := io.ReadFull(out, buf); err != nil {
+		t.Fatalf("read: %v", err)
+	}
+	// Past one flush interval (200ms), the output is in the store.
+	time.Sleep(600 * time.Millisecond)
+	_ = srv.Process.Signal(syscall.SIGKILL)
+	_ = srv.Wait()
+	_ = cmd.Wait()
+
+	srv = startBinary(t, bin, w.cfgPath, w.port)
+	list := w.sessions(t)
+	if len(list) == 0 || list[0].State != recorder.StateInterrupted {
+		t.Fatalf("after kill -9 and restart: %+v", list)
+	}
+	if cast := w.recording(t, list[0].ID); !strings.Contains(cast, "before-crash") {
+		t.Fatalf("interrupted recording lacks flushed output:\n%s", cast)
+	}
+
+	// Graceful: SIGTERM while a session runs; it may finish.
+	cmd = w.client.Command(context.Background(), "web-1", "sleep 1; echo finished")
+	var stdout bytes.Buffer
+	cmd.Stdout = &stdout
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if l := w.sessions(t); len(l) > 0 && l[0].State == recorder.StateActive {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("session never became active")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	_ = srv.Process.Signal(syscall.SIGTERM)
+	if err := cmd.Wait(); err != nil || stdout.String() != "finished\n" {
+		t.Fatalf("session during graceful shutdown: %v %q", err, stdout.String())
+	}
+	if err := srv.Wait(); err != nil {
+		t.Fatalf("server after SIGTERM: %v", err)
+	}
+	if l := w.sessions(t); l[0].State != recorder.StateClosed || l[0].ExitStatus == nil || *l[0].ExitStatus != 0 {
+		t.Fatalf("row after graceful shutdown: %+v", l[0])
+	}
+}
+
+func buildBinary(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "bastion")
+	out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput()
+	if err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	return bin
+}
+
+func startBinary(t *testing.T, bin, cfg string, port int) *exec.Cmd {
+	t.Helper()
+	cmd := exec.Command(bin, "serve", "--config", cfg, "--shutdown-grace", "10s")
+	logs := &lockedBuffer{}
+	cmd.Stdout, cmd.Stderr = logs, logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if cmd.ProcessState == nil {
+			_ = cmd.Process.Kill()
+			_ = cmd.Wait()
+		}
+	})
+	waitPortProc(t, port, logs)
+	return cmd
+}
+
+func waitPortProc(t *testing.T, port int, logs *lockedBuffer) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for time.Now().Before(deadline) {
+		if c, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", port), 200*time.Millisecond); err == nil {
+			_ = c.Close()
+			return
+		}
+		time.Sleep(30 * time.Millisecond)
+	}
+	t.Fatalf("bastion binary did not listen on %d:\n%s", port, logs.String())
+}
