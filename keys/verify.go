@@ -68,13 +68,13 @@ type Identity struct {
 // A Verifier is not modified by Authenticate, so one value may serve all
 // connections concurrently provided IsRevoked and Now are safe to call concurrently.
 type Verifier struct {
-	CA        ssh.PublicKey                                  // our user CA public key; only certificates signed by exactly this key are accepted
+	CA ssh.PublicKey // our user CA public key; only certificates signed by exactly this key are accepted
 	// IsRevoked is asked about every certificate that passed all other
 	// checks; issuedAt is when IssueUserCert signed it (ValidAfter plus the
 	// backdate), so a revocation of a user can spare certificates issued
 	// after it. nil means "nothing revoked".
 	IsRevoked func(serial uint64, user string, issuedAt time.Time) (bool, error)
-	Now       func() time.Time                               // nil means time.Now
+	Now       func() time.Time // nil means time.Now
 
 	// Host is the bastion's address as users type it ("bastion.corp" or
 	// "bastion.corp -p 2222"), used only to make refusal messages copy-pasteable.
