@@ -474,6 +474,25 @@ func TestForwardingRefused(t *testing.T) {
 			t.Fatalf("%+v", res)
 		}
 	})
+	t.Run("agent", func(t *testing.T) {
+		sock := startAgent(t)
+		cl := *w.client
+		cl.ExtraOpts = []string{"-o", "IdentityAgent=" + sock, "-o", "ForwardAgent=yes"}
+		res := cl.Run(t, "whoami")
+		if !strings.Contains(res.Stderr, "agent forwarding is disabled") {
+			t.Fatalf("%+v", res)
+		}
+	})
+	t.Run("x11", func(t *testing.T) {
+		cl := *w.client
+		cl.ExtraOpts = []string{"-o", "ForwardX11=yes", "-o", "XAuthLocation=/nonexistent"}
+		cmd := cl.Command(context.Background(), "whoami")
+		cmd.Env = append(cmd.Env, "DISPLAY=127.0.0.1:99")
+		out, _ := cmd.CombinedOutput()
+		if !strings.Contains(string(out), "X11 forwarding request failed") {
+			t.Fatalf("%s", out)
+		}
+	})
 	t.Run("subsystem", func(t *testing.T) {
 		res := w.client.Run(t, "-s", "sftp")
 		if res.ExitCode == 0 {
@@ -511,6 +530,14 @@ func TestMenuWithPTY(t *testing.T) {
 	p.Send("q\r")
 	if code, err := p.Wait(10 * time.Second); err != nil || code != 0 {
 		t.Fatalf("menu exit %d %v", code, err)
+	}
+	m := w.lastSession(t)
+	if m.Target != "web-1" {
+		t.Fatalf("menu session row names target %q, want web-1", m.Target)
+	}
+	cast := w.recording(t, m.ID)
+	if !strings.Contains(cast, `"m","enter web-1"`) || !strings.Contains(cast, `"m","leave web-1 exit=4"`) || !strings.Contains(cast, "in-target") {
+		t.Fatalf("menu recording lacks markers or output:\n%s", cast)
 	}
 }
 
@@ -590,6 +617,31 @@ func runInPTY(cmd *exec.Cmd) ([]byte, error) {
 	case <-time.After(2 * time.Second):
 	}
 	return out.Bytes(), err
+}
+
+// startAgent runs an ssh-agent on a socket in a temp dir for the test.
+func startAgent(t *testing.T) string {
+	t.Helper()
+	bin, err := exec.LookPath("ssh-agent")
+	if err != nil {
+		t.Skip("ssh-agent not installed")
+	}
+	sock := filepath.Join(t.TempDir(), "agent.sock")
+	cmd := exec.Command(bin, "-D", "-a", sock)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		if _, err := os.Stat(sock); err == nil {
+			return sock
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("ssh-agent socket did not appear")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
 
 // helpers
