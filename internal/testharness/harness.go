@@ -90,8 +90,10 @@ func WriteKnownHosts(t testing.TB, dir, addr string, key ssh.PublicKey) string {
 }
 
 // WriteKnownHostsCA writes a known_hosts file in dir that trusts every host
-// certificate signed by ca for hosts matching pattern (e.g. "[127.0.0.1]:*"
-// or "*"): the client side of a host CA.
+// certificate signed by ca for hosts matching pattern: the client side of a
+// host CA. OpenSSH accepts wildcards such as "[127.0.0.1]:*"; x/crypto's
+// knownhosts matches the port exactly, so for both use
+// knownhosts.Normalize(addr).
 func WriteKnownHostsCA(t testing.TB, dir, pattern string, ca ssh.PublicKey) string {
 	t.Helper()
 	return writeKnownHosts(t, dir, "@cert-authority "+pattern+" "+string(ssh.MarshalAuthorizedKey(ca)))

@@ -675,8 +675,8 @@ func TestHostTrust(t *testing.T) {
 		{"harness file", s.KnownHostsFile, true},
 		{"WriteKnownHosts", WriteKnownHosts(t, dir, s.Addr, s.HostKey), true},
 		{"WriteKnownHosts other key", WriteKnownHosts(t, dir, s.Addr, otherPub.PublicKey()), false},
-		{"host CA", WriteKnownHostsCA(t, dir, "[127.0.0.1]:*", hostCA.PublicKey()), true},
-		{"other host CA", WriteKnownHostsCA(t, dir, "[127.0.0.1]:*", otherCA.PublicKey()), false},
+		{"host CA", WriteKnownHostsCA(t, dir, knownhosts.Normalize(s.Addr), hostCA.PublicKey()), true},
+		{"other host CA", WriteKnownHostsCA(t, dir, knownhosts.Normalize(s.Addr), otherCA.PublicKey()), false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -700,6 +700,10 @@ func TestHostTrust(t *testing.T) {
 				HostKeyCallback: cb,
 				Timeout:         testTimeout,
 			}
+			// x/crypto's knownhosts checks a certificate only against
+			// @cert-authority lines, so a client holding a plain key must
+			// not ask for the certificate.
+			cfg.HostKeyAlgorithms = []string{ssh.KeyAlgoED25519}
 			if strings.Contains(tt.name, "CA") {
 				cfg.HostKeyAlgorithms = []string{ssh.CertAlgoED25519v01}
 			}
@@ -723,4 +727,40 @@ func mustRead(t *testing.T, path string) []byte {
 		t.Fatal(err)
 	}
 	return b
+}
+
+// A port taken between FreePort and sshd's bind is retried with a new one.
+func TestStartSSHDRetriesTakenPort(t *testing.T) {
+	t.Parallel()
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	takenPort := taken.Addr().(*net.TCPAddr).Port
+	calls := 0
+	s := startSSHD(t, SSHDOptions{}, func(t testing.TB) int {
+		calls++
+		if calls == 1 {
+			return takenPort
+		}
+		return FreePort(t)
+	})
+	if calls != 2 || s.Port == takenPort {
+		t.Fatalf("ports asked %d times, listening on %d (taken: %d)", calls, s.Port, takenPort)
+	}
+	if r := s.Client(t).Run(t, "true"); r.ExitCode != 0 {
+		t.Fatalf("login after retry: %+v", r)
+	}
+}
+
+func TestSSHDVersion(t *testing.T) {
+	v := sshdVersion(requireTool(t, "sshd"))
+	// Options the harness writes (SetEnv, PermitUserRC) need OpenSSH 7.8+.
+	if v[0] < 7 || v[0] == 7 && v[1] < 8 {
+		t.Fatalf("sshd version %d.%d: the harness needs OpenSSH 7.8 or newer", v[0], v[1])
+	}
+	if got := sshdVersion("/nonexistent/sshd"); got != [2]int{} {
+		t.Errorf("version of a missing binary = %v, want zeros", got)
+	}
 }

@@ -103,6 +103,13 @@ type SSHDOptions struct {
 // installs openssh-server, so its absence fails the test.
 func StartSSHD(t testing.TB, opt SSHDOptions) *SSHD {
 	t.Helper()
+	return startSSHD(t, opt, FreePort)
+}
+
+// startSSHD is StartSSHD with the port source injected, so that a test can
+// hand it a taken port and watch it retry.
+func startSSHD(t testing.TB, opt SSHDOptions, pickPort func(testing.TB) int) *SSHD {
+	t.Helper()
 	bin := requireTool(t, "sshd")
 	u, err := user.Current()
 	if err != nil {
@@ -129,7 +136,7 @@ func StartSSHD(t testing.TB, opt SSHDOptions) *SSHD {
 	version := sshdVersion(bin)
 
 	for try := 1; ; try++ {
-		s.Port = FreePort(t)
+		s.Port = pickPort(t)
 		s.Addr = net.JoinHostPort("127.0.0.1", strconv.Itoa(s.Port))
 		err := s.start(bin, version, opt)
 		if err == nil {
@@ -272,7 +279,7 @@ func (s *SSHD) waitReady(timeout time.Duration) error {
 			return fmt.Errorf("sshd exited before it was ready: %v", s.waitErr)
 		default:
 		}
-		if last = probeBanner(s.Addr); last == nil {
+		if last = probeBanner(s.Addr, s.exited); last == nil {
 			return nil
 		}
 		if time.Now().After(deadline) {
@@ -286,7 +293,9 @@ func (s *SSHD) waitReady(timeout time.Duration) error {
 }
 
 // probeBanner connects once and reads the server's identification line.
-func probeBanner(addr string) error {
+// It gives up early when stop closes: whatever answered on the port then
+// was not our sshd.
+func probeBanner(addr string, stop <-chan struct{}) error {
 	conn, err := net.DialTimeout("tcp", addr, time.Second)
 	if err != nil {
 		return err
@@ -295,6 +304,15 @@ func probeBanner(addr string) error {
 	if err := conn.SetDeadline(time.Now().Add(2 * time.Second)); err != nil {
 		return fmt.Errorf("set probe deadline: %w", err)
 	}
+	done := make(chan struct{})
+	defer close(done)
+	go func() {
+		select {
+		case <-stop:
+			conn.Close() // unblocks the read below; its error is reported there
+		case <-done:
+		}
+	}()
 	banner, err := bufio.NewReader(conn).ReadString('\n')
 	if err != nil {
 		return fmt.Errorf("read SSH banner: %w", err)
