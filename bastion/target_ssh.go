@@ -260,8 +260,17 @@ func userFacingDialError(err error) string {
 	if errors.As(err, &ne) && ne.Timeout() {
 		return "the target did not answer in time"
 	}
+	var oe *net.OpError
+	if errors.As(err, &oe) && oe.Op == "dial" {
+		return "the connection to the target failed (" + oe.Err.Error() + ")"
+	}
 	if errors.Is(err, io.EOF) {
 		return "the target closed the connection"
 	}
-	return err.Error()
+	if strings.Contains(err.Error(), "unable to authenticate") {
+		return "the target refused the bastion's credential; tell the operator"
+	}
+	// Anything else is about the bastion's own setup (credential files,
+	// CA): the operator's log has it, the user gets no paths.
+	return "the bastion's connection to it is misconfigured; the operator's log has the details"
 }

@@ -86,6 +86,7 @@ targets:
   - { name: web-ca, kind: ssh, address: %q, user: %q, auth: ca, known_hosts: %q }
   - { name: web-unknown, kind: ssh, address: %q, user: %q, identity_file: %q, known_hosts: %q }
   - { name: web-changed, kind: ssh, address: %q, user: %q, identity_file: %q, known_hosts: %q }
+  - { name: web-down, kind: ssh, address: "127.0.0.1:1", user: %q, identity_file: %q, known_hosts: %q }
   - { name: db-secret, kind: command, argv: ["/bin/echo", "secret"] }
 %s
 roles:
@@ -95,6 +96,7 @@ roles:
 		w.sshd.Addr, w.sshd.User, w.sshd.KnownHostsFile,
 		w.sshd.Addr, w.sshd.User, w.sshd.ClientKeyFile, emptyKH,
 		w.sshd.Addr, w.sshd.User, w.sshd.ClientKeyFile, wrongKH,
+		w.sshd.User, w.sshd.ClientKeyFile, w.sshd.KnownHostsFile,
 		o.extraTargets))
 	cfg, err := policy.Load(w.cfgPath)
 	if err != nil {
@@ -450,6 +452,7 @@ func TestTargetHostKeyChecked(t *testing.T) {
 	for _, c := range []struct{ target, want string }{
 		{"web-unknown", "not known"},
 		{"web-changed", "HOST KEY MISMATCH"},
+		{"web-down", "connection to the target failed"},
 	} {
 		t.Run(c.target, func(t *testing.T) {
 			res := w.client.Run(t, c.target, "echo should-not-run")
