@@ -144,6 +144,11 @@ type Store interface {
 	// IsRevoked reports whether the certificate with this serial, issued to
 	// user at issuedAt, has been revoked.
 	IsRevoked(ctx context.Context, serial uint64, user string, issuedAt time.Time) (bool, error)
+	// AppendAudit adds a record to the hash-chained audit trail and
+	// returns it as stored (Seq, Prev, Hash filled in).
+	AppendAudit(ctx context.Context, r AuditRecord) (AuditRecord, error)
+	// ListAudit returns the audit records that pass f, newest first.
+	ListAudit(ctx context.Context, f AuditFilter) ([]AuditRecord, error)
 	// Close releases the store.
 	Close() error
 }

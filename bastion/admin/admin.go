@@ -36,6 +36,7 @@ type Ops interface {
 	NextSerial(ctx context.Context) (uint64, error)
 	RecordCert(ctx context.Context, c recorder.CertRecord) error
 	Revoke(ctx context.Context, r recorder.Revocation) error
+	AppendAudit(ctx context.Context, r recorder.AuditRecord) (recorder.AuditRecord, error)
 }
 
 // RevokeHook, when set, is told of each revocation so the server can end
@@ -94,6 +95,15 @@ func Handler(ops Ops, log *slog.Logger, onRevoke RevokeHook) http.Handler {
 			onRevoke(rv)
 		}
 		writeJSON(w, struct{}{}, err)
+	})
+	mux.HandleFunc("POST /v1/audit", func(w http.ResponseWriter, r *http.Request) {
+		var rec recorder.AuditRecord
+		if err := json.NewDecoder(r.Body).Decode(&rec); err != nil {
+			httpError(w, http.StatusBadRequest, fmt.Errorf("decode audit record: %w", err))
+			return
+		}
+		stored, err := ops.AppendAudit(r.Context(), rec)
+		writeJSON(w, stored, err)
 	})
 	return mux
 }
@@ -297,4 +307,11 @@ func (c *Client) RecordCert(ctx context.Context, rec recorder.CertRecord) error 
 // Revoke implements Ops.
 func (c *Client) Revoke(ctx context.Context, r recorder.Revocation) error {
 	return c.do(ctx, http.MethodPost, "/v1/revocations", r, nil)
+}
+
+// AppendAudit implements Ops.
+func (c *Client) AppendAudit(ctx context.Context, r recorder.AuditRecord) (recorder.AuditRecord, error) {
+	var out recorder.AuditRecord
+	err := c.do(ctx, http.MethodPost, "/v1/audit", r, &out)
+	return out, err
 }

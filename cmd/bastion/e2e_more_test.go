@@ -120,6 +120,28 @@ func TestOnHostCommandsOnStoppedStore(t *testing.T) {
 	if code != 2 {
 		t.Fatalf("replay without id: exit %d, want 2", code)
 	}
+
+	// The audit trail kept the certificate issued at the start and the
+	// server's start and stop, in a chain that verifies.
+	st, err := recorder.OpenBolt(filepath.Join(w.cfg.DataDir, storeFile), recorder.BoltOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	recs, err := st.ListAudit(context.Background(), recorder.AuditFilter{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var types []string
+	for _, r := range recs {
+		types = append(types, r.Type)
+	}
+	if got := strings.Join(types, " "); got != "server.stop cert.issued server.start" {
+		t.Fatalf("audit trail types (newest first) %q", got)
+	}
+	if n, err := st.VerifyAudit(context.Background()); err != nil || n != 3 {
+		t.Fatalf("verify: %d %v", n, err)
+	}
 }
 
 func TestCheckConfig(t *testing.T) {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"strings"
 	"time"
 
 	gossh "golang.org/x/crypto/ssh"
@@ -94,6 +95,14 @@ func runKeysSign(ctx context.Context, e *env, args []string) error {
 	})
 	if err != nil {
 		return fmt.Errorf("record certificate %d: %w", serial, err)
+	}
+	if _, err := ops.AppendAudit(ctx, recorder.AuditRecord{
+		Type: "cert.issued", Outcome: recorder.OutcomeSuccess, User: *user, Serial: serial,
+		KeyFingerprint: gossh.FingerprintSHA256(pub),
+		Detail: map[string]string{"by": "keys sign", "operator": e.getenv("USER"), "groups": strings.Join(splitList(*groups), ","),
+			"valid_before": time.Unix(int64(cert.ValidBefore), 0).UTC().Format(time.RFC3339)},
+	}); err != nil {
+		return fmt.Errorf("audit certificate %d: %w", serial, err)
 	}
 	_, err = e.stdout.Write(keys.AuthorizedKeyLine(cert))
 	return err

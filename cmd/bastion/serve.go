@@ -117,6 +117,14 @@ func serve(ctx context.Context, e *env, cfg *policy.Config, demo bool, grace tim
 	if err := writeKnownHosts(cfg, root, ln.Addr(), auth); err != nil {
 		e.log.Warn("could not write known_hosts for clients", "err", err)
 	}
+	audit := func(typ string) {
+		if _, err := store.AppendAudit(context.Background(), recorder.AuditRecord{Type: typ, Outcome: recorder.OutcomeSuccess,
+			Detail: map[string]string{"listen": ln.Addr().String()}}); err != nil {
+			e.log.Error("audit", "type", typ, "err", err)
+		}
+	}
+	audit("server.start")
+	defer audit("server.stop")
 	e.log.Info("bastion listening", "addr", ln.Addr().String(), "data_dir", cfg.DataDir, "targets", len(cfg.Targets))
 	if demo {
 		printDemoHelp(e, cfg, hostName, port)

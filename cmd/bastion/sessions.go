@@ -214,6 +214,10 @@ func runRevoke(ctx context.Context, e *env, args []string) error {
 	if err := ops.Revoke(ctx, recorder.Revocation{Serial: *serial, User: *user, At: time.Now(), By: by, Reason: *reason}); err != nil {
 		return err
 	}
+	if _, err := ops.AppendAudit(ctx, recorder.AuditRecord{Type: "cert.revoked", Outcome: recorder.OutcomeSuccess,
+		User: *user, Serial: *serial, Reason: *reason, Detail: map[string]string{"operator": by}}); err != nil {
+		return fmt.Errorf("revoked, but the audit record failed: %w", err)
+	}
 	if *user != "" {
 		fmt.Fprintf(e.stdout, "revoked every certificate of %s issued until now\n", *user)
 	} else {
