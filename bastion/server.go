@@ -68,6 +68,11 @@ type Server struct {
 	// sessions counts running session handlers so that shutdown can wait for
 	// their recordings to be finalised.
 	sessions sync.WaitGroup
+
+	// activeMu guards active, the sessions now running, so that a
+	// revocation can end the ones it covers.
+	activeMu sync.Mutex
+	active   map[*session]struct{}
 }
 
 // New builds a server from its dependencies. It does not listen yet.
@@ -261,10 +266,43 @@ func hostSigners(in []gossh.Signer) []ssh.Signer {
 	return out
 }
 
-// Revoked is told of a revocation made through the admin socket. Open
-// connections of revoked certificates are ended by issue 3's work; for now
-// new sessions on open connections are refused by identityOf, which
-// re-checks revocation.
+// Revoked is told of each revocation made through the admin socket and ends
+// the open sessions it covers, with a message, at once. (Sessions opened later
+// are refused at authentication, and again in identityOf.)
 func (s *Server) Revoked(r recorder.Revocation) {
-	s.log.Info("revocation", "serial", r.Serial, "user", r.User, "by", r.By)
+	s.activeMu.Lock()
+	var hit []*session
+	for st := range s.active {
+		if revokes(r, st.id) {
+			hit = append(hit, st)
+		}
+	}
+	s.activeMu.Unlock()
+	s.log.Info("revocation", "serial", r.Serial, "user", r.User, "by", r.By, "open_sessions_ended", len(hit))
+	for _, st := range hit {
+		st.end("your certificate was revoked by the operator; the session was ended")
+	}
+}
+
+// revokes reports whether revocation r covers the certificate of id. A
+// revocation by user covers certificates issued before it (ValidAfter is the
+// issue time less the one-minute backdate).
+func revokes(r recorder.Revocation, id *keys.Identity) bool {
+	if r.Serial != 0 {
+		return r.Serial == id.Serial
+	}
+	return r.User == id.User && id.ValidAfter.Add(time.Minute).Before(r.At)
+}
+
+func (s *Server) track(st *session, on bool) {
+	s.activeMu.Lock()
+	defer s.activeMu.Unlock()
+	if s.active == nil {
+		s.active = make(map[*session]struct{})
+	}
+	if on {
+		s.active[st] = struct{}{}
+	} else {
+		delete(s.active, st)
+	}
 }

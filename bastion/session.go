@@ -45,8 +45,11 @@ type session struct {
 	id   *keys.Identity
 	rec  *recorder.Recorder
 
-	ctx    context.Context // done when the connection ends or the recording failed (terminate mode)
+	ctx    context.Context // done when the connection ends, the recording failed (terminate mode), or end was called
 	cancel context.CancelFunc
+
+	endMu     sync.Mutex
+	endReason string // why end was called; empty while the session runs its course
 
 	pty    ssh.Pty
 	hasPty bool
@@ -147,6 +150,8 @@ func (s *Server) handleSession(sess ssh.Session) {
 	done := make(chan struct{})
 	defer close(done)
 	go st.watchRecording(terminate, done)
+	s.track(st, true)
+	defer s.track(st, false)
 
 	if ssh.AgentRequested(sess) {
 		// The library accepts the request on its own; we never open an
@@ -156,7 +161,42 @@ func (s *Server) handleSession(sess ssh.Session) {
 	}
 	s.log.Info("session recording", "session", sid, "user", id.User, "target", initialTarget, "pty", hasPty)
 	res := st.route()
+	if reason := st.ended(); reason != "" {
+		res.reason = reason
+		if res.code == 0 {
+			res.code = 1
+		}
+	}
 	st.finish(res)
+	if st.ended() != "" {
+		// Nothing more may happen on a connection whose certificate
+		// was revoked.
+		if conn, ok := sess.Context().Value(ssh.ContextKeyConn).(gossh.Conn); ok {
+			_ = conn.Close()
+		}
+	}
+}
+
+// end stops the session from outside (a revocation): the user is told why,
+// the target side is closed, and the session finishes with reason.
+func (st *session) end(reason string) {
+	st.endMu.Lock()
+	first := st.endReason == ""
+	if first {
+		st.endReason = reason
+	}
+	st.endMu.Unlock()
+	if !first {
+		return
+	}
+	fmt.Fprintf(st.stderr, "\r\nbastion: %s\r\n", reason)
+	st.cancel()
+}
+
+func (st *session) ended() string {
+	st.endMu.Lock()
+	defer st.endMu.Unlock()
+	return st.endReason
 }
 
 // endUnrecorded refuses a session that could not be recorded: PCI DSS 10.2

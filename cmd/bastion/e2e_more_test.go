@@ -272,3 +272,47 @@ func waitPortProc(t *testing.T, port int, logs *lockedBuffer) {
 	}
 	t.Fatalf("bastion binary did not listen on %d:\n%s", port, logs.String())
 }
+
+func TestRevocationEndsOpenSession(t *testing.T) {
+	for _, by := range []string{"serial", "user"} {
+		t.Run(by, func(t *testing.T) {
+			w := newWorld(t, worldOpts{})
+			cmd := w.client.Command(context.Background(), "web-1", "echo started; sleep 60")
+			out, err := cmd.StdoutPipe()
+			if err != nil {
+				t.Fatal(err)
+			}
+			stderr := &lockedBuffer{}
+			cmd.Stderr = stderr
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			buf := make([]byte, 8)
+			if _, err := io.ReadFull(out, buf); err != nil {
+				t.Fatal(err)
+			}
+			args := []string{"revoke", "--user", "alice"}
+			if by == "serial" {
+				args = []string{"revoke", "--serial", fmt.Sprint(readCert(t, w.userKey+"-cert.pub").Serial)}
+			}
+			if _, errOut, code := w.bastion(args...); code != 0 {
+				t.Fatalf("revoke: %s", errOut)
+			}
+			done := make(chan error, 1)
+			go func() { done <- cmd.Wait() }()
+			select {
+			case err := <-done:
+				if err == nil || !strings.Contains(stderr.String(), "revoked") {
+					t.Fatalf("session after revocation: %v, stderr %q", err, stderr.String())
+				}
+			case <-time.After(15 * time.Second):
+				_ = cmd.Process.Kill()
+				t.Fatal("open session survived its certificate's revocation")
+			}
+			m := w.lastSession(t)
+			if !strings.Contains(m.Error, "revoked") {
+				t.Fatalf("session row reason %q", m.Error)
+			}
+		})
+	}
+}
