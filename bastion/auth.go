@@ -36,6 +36,14 @@ func (s *Server) serverConfig(_ ssh.Context) *gossh.ServerConfig {
 	var heldBack error // a plain-key refusal of this connection, not yet told
 	return &gossh.ServerConfig{
 		PublicKeyCallback: func(meta gossh.ConnMetadata, key gossh.PublicKey) (*gossh.Permissions, error) {
+			if meta.User() == LoginUser {
+				perms, err := s.authenticateLogin(meta, key)
+				if err != nil {
+					s.logRefusal(meta, err)
+					return nil, s.banner(err)
+				}
+				return perms, nil
+			}
 			perms, err := s.authenticate(meta, key)
 			var r *keys.Refusal
 			if errors.As(err, &r) && r.Reason == keys.ReasonNotCertificate {
@@ -83,7 +91,7 @@ func (s *Server) authenticate(meta gossh.ConnMetadata, key gossh.PublicKey) (*go
 		return nil, err
 	}
 	perms := &gossh.Permissions{Extensions: map[string]string{
-		permPublicKey: base64.StdEncoding.EncodeToString(key.Marshal()),
+		permPublicKey: encodeKey(key),
 		permIdentity:  string(idJSON),
 	}}
 	if cert, ok := key.(*gossh.Certificate); ok {
@@ -138,7 +146,7 @@ func (s *Server) identityOf(sess ssh.Session) (*keys.Identity, error) {
 		return nil, fmt.Errorf("decode identity: %w", err)
 	}
 	key := sess.PublicKey()
-	if key == nil || base64.StdEncoding.EncodeToString(key.Marshal()) != perms.Extensions[permPublicKey] {
+	if key == nil || encodeKey(key) != perms.Extensions[permPublicKey] {
 		return nil, errors.New("the session's key is not the key that authenticated")
 	}
 	again, err := s.verifier.Authenticate(sessionMeta{sess}, key)
@@ -168,4 +176,16 @@ func addrString(a net.Addr) string {
 		return "unknown"
 	}
 	return a.String()
+}
+
+// encodeKey is how a key travels in permission extensions (the SSH
+// library's own convention for permPublicKey).
+func encodeKey(k gossh.PublicKey) string { return base64.StdEncoding.EncodeToString(k.Marshal()) }
+
+func decodeKey(s string) (gossh.PublicKey, error) {
+	b, err := base64.StdEncoding.DecodeString(s)
+	if err != nil {
+		return nil, fmt.Errorf("decode key: %w", err)
+	}
+	return gossh.ParsePublicKey(b)
 }

@@ -26,6 +26,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"sync"
 	"time"
 
@@ -33,8 +34,10 @@ import (
 	"charm.land/wish/v2"
 	gossh "golang.org/x/crypto/ssh"
 
+	"github.com/bastion-dev/bastion/bastion/oidclogin"
 	"github.com/bastion-dev/bastion/keys"
 	"github.com/bastion-dev/bastion/policy"
+	"github.com/bastion-dev/bastion/policy/mask"
 	"github.com/bastion-dev/bastion/recorder"
 )
 
@@ -42,12 +45,18 @@ import (
 // here: the server holds no global state.
 type Options struct {
 	Config      *policy.Config
-	HostSigners []gossh.Signer  // the bastion's host key, and its certificate signer when a host CA signed it
-	UserCA      gossh.PublicKey // only certificates signed by this key are accepted
-	TargetCA    gossh.Signer    // signs one-minute certificates for targets with auth: ca; may be nil
-	Store       recorder.Store
-	Logger      *slog.Logger
-	Now         func() time.Time // nil means time.Now
+	HostSigners []gossh.Signer // the bastion's host key, and its certificate signer when a host CA signed it
+	UserCA      gossh.Signer   // only certificates signed by this key are accepted; it signs OIDC logins' certificates
+	// OIDCClientSecret is the client secret for oidc (read by the caller
+	// from client_secret_file or _env); OIDC login is on when
+	// Config.OIDC.Issuer is set.
+	OIDCClientSecret string
+	// HTTPClient reaches the identity provider; nil means a default with timeouts.
+	HTTPClient *http.Client
+	TargetCA   gossh.Signer // signs one-minute certificates for targets with auth: ca; may be nil
+	Store      recorder.Store
+	Logger     *slog.Logger
+	Now        func() time.Time // nil means time.Now
 	// HostName is how users reach the bastion, used in messages ("ssh -p 2222 127.0.0.1").
 	HostName string
 }
@@ -61,6 +70,8 @@ type Server struct {
 	verifier *keys.Verifier
 	targetCA gossh.Signer
 	hostName string
+	login    *loginState // nil when OIDC login is not configured
+	masker   *mask.Engine
 
 	ssh  *ssh.Server
 	ptys ptyRegistry
@@ -97,8 +108,31 @@ func New(opt Options) (*Server, error) {
 	if s.hostName == "" {
 		s.hostName = "bastion"
 	}
+	m := opt.Config.Masking
+	rules := make([]mask.Rule, len(m.Rules))
+	for i, r := range m.Rules {
+		rules[i] = mask.Rule{Name: r.Name, Pattern: r.Pattern, Replacement: r.Replacement}
+	}
+	engine, err := mask.New(mask.Options{Detectors: m.Detectors, Rules: rules, Columns: m.Columns})
+	if err != nil {
+		return nil, fmt.Errorf("masking: %w", err)
+	}
+	s.masker = engine
+	if o := opt.Config.OIDC; o.Enabled() {
+		s.login = &loginState{
+			cfg: oidclogin.Config{
+				Issuer: o.Issuer, ClientID: o.ClientID, ClientSecret: opt.OIDCClientSecret,
+				UsernameClaim: o.UsernameClaim, GroupsClaim: o.GroupsClaim, RequireMFA: o.RequireMFA,
+				AllowedDomains: o.AllowedDomains, RequiredGroups: o.RequiredGroups,
+				HTTPClient: opt.HTTPClient, Now: s.now,
+			},
+			userCA:  opt.UserCA,
+			limit:   newLoginLimiter(12*time.Second, 5, s.now),
+			lockout: newLockout(lockoutAttempts, lockoutDuration, s.now),
+		}
+	}
 	s.verifier = &keys.Verifier{
-		CA:   opt.UserCA,
+		CA:   opt.UserCA.PublicKey(),
 		Host: s.hostName,
 		Now:  s.now,
 		IsRevoked: func(serial uint64, user string, issuedAt time.Time) (bool, error) {

@@ -71,7 +71,7 @@ func startTestServer(t *testing.T, yaml string) *testServer {
 		t.Fatal(err)
 	}
 	store := &failingStore{Store: bolt}
-	srv, err := New(Options{Config: cfg, HostSigners: []gossh.Signer{hostKey}, UserCA: userCA.PublicKey(), Store: store,
+	srv, err := New(Options{Config: cfg, HostSigners: []gossh.Signer{hostKey}, UserCA: userCA, Store: store,
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), HostName: "test"})
 	if err != nil {
 		t.Fatal(err)

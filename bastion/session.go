@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/rand"
 	"fmt"
-	"io"
 	"strings"
 	"sync"
 	"time"
@@ -55,8 +54,8 @@ type session struct {
 	hasPty bool
 	env    []string // allow-listed client environment, KEY=VALUE
 
-	stdout io.Writer // to the client, recorded
-	stderr io.Writer // to the client, recorded
+	stdout *output // to the client: masked, recorded
+	stderr *output
 	input  *inputPump
 
 	winMu    sync.Mutex
@@ -68,6 +67,10 @@ func (s *Server) handleSession(sess ssh.Session) {
 	s.sessions.Add(1)
 	defer s.sessions.Done()
 
+	if perms := sess.Permissions(); perms.Permissions != nil && perms.Extensions[permLogin] != "" {
+		s.handleLogin(sess)
+		return
+	}
 	id, err := s.identityOf(sess)
 	if err != nil {
 		s.log.Warn("session refused", "login", sess.User(), "client", sess.RemoteAddr().String(), "err", err)
@@ -140,8 +143,9 @@ func (s *Server) handleSession(sess ssh.Session) {
 			return false
 		}
 	}
-	st.stdout = &recordedWriter{w: sess, rec: rec, failed: failed}
-	st.stderr = &recordedWriter{w: sess.Stderr(), rec: rec, failed: failed}
+	unmasked := s.cfg.Unmasked(id.Groups)
+	st.stdout = newOutput(sess, rec.Output, failed, s.masker, unmasked)
+	st.stderr = newOutput(sess.Stderr(), rec.Output, failed, s.masker, unmasked)
 	st.input = newInputPump(sess, rec)
 	if hasPty {
 		_, winCh, _ := sess.Pty()
@@ -273,6 +277,8 @@ func (st *session) visit(target string) {
 }
 
 func (st *session) leave(target string, res exitResult) {
+	// The target's output has ended: nothing it sent may stay held.
+	st.flushOutput()
 	label := fmt.Sprintf("leave %s exit=%d", target, res.code)
 	if res.signal != "" {
 		label = fmt.Sprintf("leave %s signal=%s", target, res.signal)
@@ -285,6 +291,10 @@ func (st *session) leave(target string, res exitResult) {
 // byte of stdout and stderr, and EOF precedes it as OpenSSH's sshd does.
 func (st *session) finish(res exitResult) {
 	code := res.code
+	st.flushOutput()
+	counts := st.stdout.Counts()
+	counts.Add(st.stderr.Counts())
+	st.rec.SetMasked(counts)
 	// The session's own context may be done already (client gone): the
 	// final writes get their own bound.
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -305,6 +315,15 @@ func (st *session) finish(res exitResult) {
 		return
 	}
 	_ = st.sess.Exit(code)
+}
+
+// flushOutput emits what the maskers hold once a source has ended.
+func (st *session) flushOutput() {
+	for _, o := range []*output{st.stdout, st.stderr} {
+		if err := o.Flush(); err != nil {
+			st.srv.log.Debug("flush output", "user", st.id.User, "err", err)
+		}
+	}
 }
 
 // refusalMessage is the user-safe text of an authentication error.

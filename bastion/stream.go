@@ -12,28 +12,9 @@ import (
 // must not reach the client either.
 var errRecordingFailed = errors.New("session recording failed")
 
-// sink receives everything the client sees and everything the client types.
-// The recorder implements it; masking (issue 4) slots in front of it.
+// sink receives everything the client types (the recorder).
 type sink interface {
-	Output(p []byte)
 	Input(p []byte)
-}
-
-// recordedWriter writes to the client and to the recording. It records before
-// it writes, so that nothing the user saw is missing from the recording, and it
-// refuses to write once the recording has failed in terminate mode.
-type recordedWriter struct {
-	w      io.Writer
-	rec    sink
-	failed func() bool // reports whether the session must stop writing
-}
-
-func (r *recordedWriter) Write(p []byte) (int, error) {
-	if r.failed != nil && r.failed() {
-		return 0, errRecordingFailed
-	}
-	r.rec.Output(p)
-	return r.w.Write(p)
 }
 
 // inputPump is the single reader of the client's channel. A session may hand

@@ -130,3 +130,18 @@ func matchAny(globs []string, name string) bool {
 	}
 	return false
 }
+
+// Unmasked reports whether a user with these groups may see clear values
+// on screen (a role of theirs is in masking.unmask_roles). Recordings are
+// masked for everyone regardless.
+func (c *Config) Unmasked(groups []string) bool {
+	if c == nil || len(c.Masking.UnmaskRoles) == 0 {
+		return false
+	}
+	for _, r := range c.RolesFor(groups) {
+		if slices.Contains(c.Masking.UnmaskRoles, r.Name) {
+			return true
+		}
+	}
+	return false
+}

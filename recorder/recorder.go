@@ -320,6 +320,21 @@ func (r *Recorder) flush(ctx context.Context) error {
 	return nil
 }
 
+// SetMasked records the session's masking counts; they are written with
+// the final row.
+func (r *Recorder) SetMasked(counts map[string]int64) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if len(counts) == 0 {
+		r.meta.Masked = nil
+		return
+	}
+	r.meta.Masked = make(map[string]int64, len(counts))
+	for k, v := range counts {
+		r.meta.Masked[k] = v
+	}
+}
+
 // AddTarget notes a target the session reached after it started (chosen in
 // the menu). The row's Target lists the targets in the order visited,
 // comma-separated, each once; it is written with the next update.

@@ -45,6 +45,10 @@ type SessionMeta struct {
 	Term       string    `json:"term,omitempty"`
 	Title      string    `json:"title,omitempty"`
 	Error      string    `json:"error,omitempty"` // why it ended abnormally, if it did
+	// Masked counts the values masked in the session's output, by detector
+	// or rule name: what an auditor asks ("did any response hold card
+	// data?").
+	Masked map[string]int64 `json:"masked,omitempty"`
 }
 
 // SessionFilter selects sessions. Zero fields do not filter. Since and Until

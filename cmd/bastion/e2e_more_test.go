@@ -316,3 +316,92 @@ func TestRevocationEndsOpenSession(t *testing.T) {
 		})
 	}
 }
+
+func TestMaskingEndToEnd(t *testing.T) {
+	// printf renders the PAN in pieces with colour codes between its
+	// groups, as a hostile or merely colourful target might.
+	const script = `printf 'card 4111 1111 1111 1111 exp 12/29 cvv 123\n'; printf 'amex \033[31m3782\033[0m-822463-10005\n'; printf 'split 5555'; sleep 0.2; printf '555555554444 done\n'; echo date 2026-12-01 ip 10.0.0.1`
+	cases := []struct {
+		name      string
+		unmask    bool
+		wantClear bool // the client sees clear values
+	}{
+		{"masked for everyone", false, false},
+		{"unmask role sees clear values, recording stays masked", true, true},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			o := worldOpts{}
+			if c.unmask {
+				o.extra = "masking: { unmask_roles: [sre] }\n"
+			}
+			w := newWorld(t, o)
+			res := w.client.Run(t, "web-1", script)
+			if res.ExitCode != 0 {
+				t.Fatalf("%+v", res)
+			}
+			clear := []string{"4111 1111 1111 1111", "555555554444", "822463-10005"}
+			for _, pan := range clear {
+				if got := strings.Contains(stripEscapes(res.Stdout), pan); got != c.wantClear {
+					t.Errorf("client output has %q in clear: %v, want %v\n%q", pan, got, c.wantClear, res.Stdout)
+				}
+			}
+			if !c.wantClear && (!strings.Contains(res.Stdout, "**** **** **** 1111") || !strings.Contains(res.Stdout, "exp **/**") || !strings.Contains(res.Stdout, "cvv ***")) {
+				t.Errorf("masked output not as expected: %q", res.Stdout)
+			}
+			if !strings.Contains(res.Stdout, "date 2026-12-01 ip 10.0.0.1") {
+				t.Errorf("ordinary numbers were touched: %q", res.Stdout)
+			}
+			m := w.lastSession(t)
+			cast := w.recording(t, m.ID)
+			for _, pan := range clear {
+				if strings.Contains(stripEscapes(decodeCastOutput(t, cast)), pan) {
+					t.Errorf("recording holds %q in clear", pan)
+				}
+			}
+			if m.Masked["pan"] != 3 {
+				t.Errorf("session row masked counts %v, want pan=3", m.Masked)
+			}
+		})
+	}
+}
+
+// decodeCastOutput joins the "o" events of a recording.
+func decodeCastOutput(t *testing.T, cast string) string {
+	t.Helper()
+	dec := recorder.NewDecoder(strings.NewReader(cast))
+	if _, err := dec.Header(); err != nil {
+		t.Fatal(err)
+	}
+	var b strings.Builder
+	for {
+		ev, err := dec.Next()
+		if err == io.EOF {
+			return b.String()
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ev.Type == "o" {
+			b.WriteString(ev.Data)
+		}
+	}
+}
+
+// stripEscapes removes CSI sequences, as a reader of the screen would not
+// see them.
+func stripEscapes(s string) string {
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] == 0x1b && i+1 < len(s) && s[i+1] == '[' {
+			j := i + 2
+			for j < len(s) && (s[j] < 0x40 || s[j] > 0x7e) {
+				j++
+			}
+			i = j
+			continue
+		}
+		b.WriteByte(s[i])
+	}
+	return b.String()
+}

@@ -46,6 +46,7 @@ type world struct {
 type worldOpts struct {
 	extraTargets string // YAML list items appended to targets
 	recording    string // recording: line override
+	extra        string // more top-level YAML
 }
 
 // newWorld starts sshd and the bastion (in-process) and signs a certificate
@@ -91,13 +92,13 @@ targets:
 %s
 roles:
   - { name: sre, groups: [sre], targets: ["web-*"] }
-`, w.port, dataDir, rec,
+%s`, w.port, dataDir, rec,
 		w.sshd.Addr, w.sshd.User, w.sshd.ClientKeyFile, w.sshd.KnownHostsFile,
 		w.sshd.Addr, w.sshd.User, w.sshd.KnownHostsFile,
 		w.sshd.Addr, w.sshd.User, w.sshd.ClientKeyFile, emptyKH,
 		w.sshd.Addr, w.sshd.User, w.sshd.ClientKeyFile, wrongKH,
 		w.sshd.User, w.sshd.ClientKeyFile, w.sshd.KnownHostsFile,
-		o.extraTargets))
+		o.extraTargets, o.extra))
 	cfg, err := policy.Load(w.cfgPath)
 	if err != nil {
 		t.Fatalf("load test config: %v", err)

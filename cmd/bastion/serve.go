@@ -90,7 +90,7 @@ func serve(ctx context.Context, e *env, cfg *policy.Config, demo bool, grace tim
 	srv, err := bastion.New(bastion.Options{
 		Config:      cfg,
 		HostSigners: []gossh.Signer{auth.hostKey, certSigner},
-		UserCA:      auth.userCA.PublicKey(),
+		UserCA:      auth.userCA,
 		TargetCA:    auth.targetCA,
 		Store:       store,
 		Logger:      e.log,
