@@ -158,14 +158,16 @@ func (s *Server) handleLogin(sess ssh.Session) {
 	if err != nil {
 		var le *oidclogin.LoginError
 		if errors.As(err, &le) {
-			if id != nil && id.Principal != "" {
-				if locked, until := s.login.lockout.fail(id.Principal); locked {
-					s.log.Warn("principal locked after failed logins", "user", id.Principal, "until", until)
-					audit("login.lockout", recorder.OutcomeFailure, "too many failed logins", id, 0,
+			var who *oidclogin.Identity
+			if le.Principal != "" {
+				who = &oidclogin.Identity{Principal: le.Principal}
+				if locked, until := s.login.lockout.fail(le.Principal); locked {
+					s.log.Warn("principal locked after failed logins", "user", le.Principal, "until", until)
+					audit("login.lockout", recorder.OutcomeFailure, "too many failed logins", who, 0,
 						map[string]string{"until": until.UTC().Format(time.RFC3339)})
 				}
 			}
-			fail(le.Reason, le.Message, id)
+			fail(le.Reason, le.Message, who)
 			return
 		}
 		if ctx.Err() != nil {

@@ -48,6 +48,10 @@ type LoginError struct {
 	Reason  string
 	Message string
 	Err     error
+	// Principal is who failed, when the token was genuine and named a
+	// valid user but a policy refused it (no MFA, wrong group): the
+	// bastion counts failed logins per principal to lock brute force.
+	Principal string
 }
 
 func (e *LoginError) Error() string {

@@ -356,6 +356,13 @@ func (p *Provider) identify(ctx context.Context, tok *oauth2.Token) (*Identity, 
 	}
 	id, err := mapClaims(p.cfg, claims)
 	if err != nil {
+		var le *LoginError
+		if errors.As(err, &le) {
+			email, _ := claims["email"].(string)
+			if pr, perr := principalFromClaims(p.cfg.UsernameClaim, claims, email, isTrue(claims["email_verified"])); perr == nil {
+				le.Principal = pr
+			}
+		}
 		return nil, err
 	}
 	id.Issuer, id.Subject, id.Expiry = idt.Issuer, idt.Subject, idt.Expiry

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"context"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -9,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/bastion-dev/bastion/bastion/devidp"
 	"github.com/bastion-dev/bastion/policy"
 )
 
@@ -19,6 +21,25 @@ const demoDir = ".bastion-demo"
 // demoTargetCommand is the hidden subcommand the demo's command target runs:
 // a harmless toy shell, so the demo works with nothing else installed.
 const demoTargetCommand = "demo-target"
+
+// The demo's development identity provider, and its users. For trying only.
+const (
+	demoIdPAddr      = "127.0.0.1:5556"
+	demoClientSecret = "bastion-demo-secret"
+)
+
+func demoUsers() []devidp.User {
+	return []devidp.User{
+		{Username: "alice", Password: "alice-demo", Email: "alice@example.com", Groups: []string{"sre", "dba"}, MFA: true},
+		{Username: "bob", Password: "bob-demo", Email: "bob@example.com", Groups: []string{"audit"}},
+	}
+}
+
+// startDemoIdP runs the development identity provider until ctx is done.
+func startDemoIdP(ctx context.Context, e *env) (*devidp.IdP, error) {
+	return devidp.Start(ctx, devidp.Options{Addr: demoIdPAddr, ClientID: "bastion", ClientSecret: demoClientSecret,
+		Users: demoUsers(), PollInterval: 2 * time.Second, Logger: e.log})
+}
 
 // demoConfig writes the demo's configuration into dir (regenerated at each
 // start, so it always points at this binary) and loads it like any other,
@@ -43,10 +64,19 @@ targets:
     kind: command
     description: a toy shell that runs on the bastion (try "help")
     argv: [%q, %q]
+oidc:
+  # The local development identity provider that --demo runs: for trying
+  # only, with well-known passwords. Never point a real bastion at it.
+  issuer: %q
+  client_id: bastion
+  client_secret_file: oidc-client-secret
 roles:
   - { name: demo, groups: [demo, sre, dba, audit], targets: ["*"] }
   - { name: auditor, groups: [audit], audit: true }
-`, self, demoTargetCommand)
+`, self, demoTargetCommand, "http://"+demoIdPAddr)
+	if err := os.WriteFile(filepath.Join(dir, "oidc-client-secret"), []byte(demoClientSecret+"\n"), 0o600); err != nil {
+		return nil, fmt.Errorf("write demo client secret: %w", err)
+	}
 	path := filepath.Join(dir, "bastion.yaml")
 	if err := os.WriteFile(path, []byte(yaml), 0o600); err != nil {
 		return nil, fmt.Errorf("write demo config: %w", err)
@@ -74,6 +104,10 @@ bastion demo is running on %[1]s:%[2]d, data in ./%[3]s. Ctrl-C stops it.
    ssh -p %[2]d -o UserKnownHostsFile=%[7]s %[1]s              # menu of targets
    ssh -t -p %[2]d -o UserKnownHostsFile=%[7]s %[1]s demo      # straight to the demo target
    ssh -p %[2]d -o UserKnownHostsFile=%[7]s %[1]s whoami
+
+   Or get a certificate from the demo identity provider (user alice, password alice-demo):
+
+   ssh -p %[2]d -o UserKnownHostsFile=%[7]s login@%[1]s > ~/.ssh/id_ed25519-cert.pub
 
 3. Watch what was recorded:
 

@@ -64,6 +64,10 @@ func main() {
 		stdout: os.Stdout, stderr: os.Stderr, stdin: os.Stdin, getenv: os.Getenv,
 		log: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo})),
 	}
+	// Libraries that log through slog's default (zitadel's op logs every
+	// device-flow poll at INFO) get warnings and errors only; our own logs
+	// go through e.log.
+	slog.SetDefault(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
 	os.Exit(run(ctx, e, os.Args[1:]))
 }
 

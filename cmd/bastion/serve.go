@@ -2,10 +2,12 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	gossh "golang.org/x/crypto/ssh"
@@ -47,6 +49,13 @@ func runServe(ctx context.Context, e *env, args []string) error {
 	if *listen != "" {
 		cfg.Listen = *listen
 	}
+	if *demo {
+		idp, err := startDemoIdP(ctx, e)
+		if err != nil {
+			return fmt.Errorf("demo identity provider: %w", err)
+		}
+		defer idp.Close()
+	}
 	return serve(ctx, e, cfg, *demo, *grace)
 }
 
@@ -87,14 +96,20 @@ func serve(ctx context.Context, e *env, cfg *policy.Config, demo bool, grace tim
 		_ = ln.Close()
 		return fmt.Errorf("host certificate signer: %w", err)
 	}
+	secret, err := oidcSecret(cfg, e)
+	if err != nil {
+		_ = ln.Close()
+		return err
+	}
 	srv, err := bastion.New(bastion.Options{
-		Config:      cfg,
-		HostSigners: []gossh.Signer{auth.hostKey, certSigner},
-		UserCA:      auth.userCA,
-		TargetCA:    auth.targetCA,
-		Store:       store,
-		Logger:      e.log,
-		HostName:    hostName,
+		OIDCClientSecret: secret,
+		Config:           cfg,
+		HostSigners:      []gossh.Signer{auth.hostKey, certSigner},
+		UserCA:           auth.userCA,
+		TargetCA:         auth.targetCA,
+		Store:            store,
+		Logger:           e.log,
+		HostName:         hostName,
 	})
 	if err != nil {
 		_ = ln.Close()
@@ -168,4 +183,32 @@ func hostPort(a net.Addr) (string, int) {
 		}
 	}
 	return host, ta.Port
+}
+
+// oidcSecret reads the OIDC client secret from client_secret_file or
+// client_secret_env. The secret never appears in the config itself.
+func oidcSecret(cfg *policy.Config, e *env) (string, error) {
+	o := cfg.OIDC
+	if !o.Enabled() {
+		return "", nil
+	}
+	switch {
+	case o.ClientSecretFile != "":
+		b, err := os.ReadFile(o.ClientSecretFile)
+		if err != nil {
+			return "", fmt.Errorf("oidc.client_secret_file: %w", err)
+		}
+		secret := strings.TrimSpace(string(b))
+		if secret == "" {
+			return "", fmt.Errorf("oidc.client_secret_file %s is empty", o.ClientSecretFile)
+		}
+		return secret, nil
+	case o.ClientSecretEnv != "":
+		secret := e.getenv(o.ClientSecretEnv)
+		if secret == "" {
+			return "", fmt.Errorf("oidc.client_secret_env: $%s is empty or unset", o.ClientSecretEnv)
+		}
+		return secret, nil
+	}
+	return "", errors.New("oidc: set client_secret_file or client_secret_env")
 }
