@@ -4,6 +4,8 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -150,4 +152,45 @@ func TestLoginWithoutOIDCConfigured(t *testing.T) {
 		t.Fatalf("%+v", res)
 	}
 	_ = os.Remove(key)
+}
+
+func TestBastionLoginCommand(t *testing.T) {
+	w, idp := loginWorld(t, "")
+	dir := t.TempDir()
+	key, _ := testharness.KeyPair(t, dir, "ed25519")
+	kh := filepath.Join(dir, "known_hosts")
+
+	pr, pw := io.Pipe()
+	var stdout bytes.Buffer
+	e := &env{stdout: &stdout, stderr: pw, stdin: strings.NewReader(""), getenv: func(string) string { return "" }}
+	codeRE := regexp.MustCompile(`enter the code (\S+)`)
+	go func() {
+		sc := bufio.NewScanner(pr)
+		for sc.Scan() {
+			if m := codeRE.FindStringSubmatch(sc.Text()); m != nil {
+				if err := idp.Approve(context.Background(), m[1], "alice", "pw-alice"); err != nil {
+					t.Errorf("approve: %v", err)
+				}
+			}
+		}
+	}()
+	code := run(context.Background(), e, []string{"login", "--bastion", fmt.Sprintf("127.0.0.1:%d", w.port), "-i", key, "--known-hosts", kh})
+	_ = pw.Close()
+	if code != 0 {
+		t.Fatalf("bastion login: exit %d", code)
+	}
+	if !strings.Contains(stdout.String(), "You are alice (groups sre)") {
+		t.Fatalf("summary %q", stdout.String())
+	}
+	khText, err := os.ReadFile(kh)
+	if err != nil || !strings.HasPrefix(string(khText), "@cert-authority ") {
+		t.Fatalf("known_hosts %q %v", khText, err)
+	}
+	// A stock client now trusts the bastion through its host CA alone and
+	// logs in with the new certificate.
+	cl := *w.client
+	cl.KeyFile, cl.CertFile, cl.KnownHostsFile = key, key+"-cert.pub", kh
+	if res := cl.Run(t, "web-1", "echo via-bastion-login"); res.ExitCode != 0 || res.Stdout != "via-bastion-login\n" {
+		t.Fatalf("%+v", res)
+	}
 }

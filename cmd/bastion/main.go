@@ -49,6 +49,7 @@ func commands() []command {
 	return []command{
 		{"serve", "run the server (--demo: an embedded default, ready to try)", runServe},
 		{"keys", "keys sign | keys user-ca | keys target-ca | keys host-ca", runKeys},
+		{"login", "get a certificate from the identity provider: login --bastion HOST[:PORT]", runLogin},
 		{"sessions", "list recorded sessions", runSessions},
 		{"replay", "play a recording in this terminal: replay ID", runReplay},
 		{"export", "write a recording as an asciicast v2 file: export ID -o FILE", runExport},
