@@ -18,6 +18,7 @@ import (
 
 	"github.com/bastion-dev/bastion/bastion/devidp"
 	"github.com/bastion-dev/bastion/internal/testharness"
+	"github.com/bastion-dev/bastion/recorder"
 )
 
 // loginWorld is a world whose bastion logs users in through a real OpenID
@@ -107,6 +108,30 @@ func TestLoginIssuesCertificateThatReachesTarget(t *testing.T) {
 	}
 	if res := cl.Run(t, "whoami"); !strings.Contains(res.Stdout, "alice") || !strings.Contains(res.Stdout, "serial:") {
 		t.Fatalf("whoami: %+v", res)
+	}
+
+	// The audit trail has the login's steps, with the provider's subject.
+	w.stop()
+	w.stop = nil
+	st, err := recorder.OpenBolt(filepath.Join(w.cfg.DataDir, storeFile), recorder.BoltOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	recs, err := st.ListAudit(context.Background(), recorder.AuditFilter{User: "alice"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	byType := map[string]recorder.AuditRecord{}
+	for _, r := range recs { // newest first: keep the newest of each type
+		if _, seen := byType[r.Type]; !seen {
+			byType[r.Type] = r
+		}
+	}
+	issued, ok := byType["cert.issued"]
+	if _, success := byType["login.success"]; !success || !ok || issued.Subject == "" || issued.Issuer == "" ||
+		issued.Serial != cert.Serial || issued.KeyFingerprint != gossh.FingerprintSHA256(pub) || issued.Client == "" {
+		t.Fatalf("audit records for the login: %+v", recs)
 	}
 }
 

@@ -362,6 +362,9 @@ func TestMaskingEndToEnd(t *testing.T) {
 			if m.Masked["pan"] != 3 {
 				t.Errorf("session row masked counts %v, want pan=3", m.Masked)
 			}
+			if table, _, _ := w.bastion("sessions"); !strings.Contains(table, "pan=3") {
+				t.Errorf("bastion sessions does not show the masked counts:\n%s", table)
+			}
 		})
 	}
 }

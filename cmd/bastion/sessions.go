@@ -8,6 +8,8 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"sort"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -64,7 +66,7 @@ func runSessions(ctx context.Context, e *env, args []string) error {
 		return nil
 	}
 	tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tSTART\tDURATION\tUSER\tTARGET\tSTATE\tEXIT\tCLIENT")
+	fmt.Fprintln(tw, "ID\tSTART\tDURATION\tUSER\tTARGET\tSTATE\tEXIT\tMASKED\tCLIENT")
 	for _, m := range list {
 		dur, exit := "-", "-"
 		if !m.End.IsZero() {
@@ -77,8 +79,8 @@ func runSessions(ctx context.Context, e *env, args []string) error {
 		if target == "" {
 			target = "-"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", m.ID, m.Start.Local().Format("2006-01-02 15:04:05"),
-			dur, m.User, target, m.State, exit, m.ClientAddr)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", m.ID, m.Start.Local().Format("2006-01-02 15:04:05"),
+			dur, m.User, target, m.State, exit, maskedSummary(m.Masked), m.ClientAddr)
 	}
 	return tw.Flush()
 }
@@ -249,4 +251,21 @@ func runCheckConfig(_ context.Context, e *env, args []string) error {
 	}
 	fmt.Fprintf(e.stdout, "%s: ok (%d targets, %d roles, %d rules)\n", path, len(cfg.Targets), len(cfg.Roles), len(cfg.Rules))
 	return nil
+}
+
+// maskedSummary is the masked-values column: "pan=2,cvv=1", or "-".
+func maskedSummary(m map[string]int64) string {
+	if len(m) == 0 {
+		return "-"
+	}
+	names := make([]string, 0, len(m))
+	for k := range m {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	parts := make([]string, len(names))
+	for i, k := range names {
+		parts[i] = fmt.Sprintf("%s=%d", k, m[k])
+	}
+	return strings.Join(parts, ",")
 }
