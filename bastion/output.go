@@ -22,14 +22,15 @@ type output struct {
 	client   io.Writer
 	rec      func(p []byte) // the recorder's Output
 	failed   func() bool    // the recording failed and the session must not go on unrecorded
+	activity func()         // counts a write as session activity (idle timeout)
 	unmasked bool
 
 	mu     sync.Mutex // one writer at a time per stream; Flush may come from another goroutine
 	masker *mask.Stream
 }
 
-func newOutput(client io.Writer, rec func([]byte), failed func() bool, engine *mask.Engine, unmasked bool) *output {
-	o := &output{client: client, rec: rec, failed: failed, unmasked: unmasked}
+func newOutput(client io.Writer, rec func([]byte), failed func() bool, activity func(), engine *mask.Engine, unmasked bool) *output {
+	o := &output{client: client, rec: rec, failed: failed, activity: activity, unmasked: unmasked}
 	o.masker = engine.NewStream(maskedSink{o})
 	return o
 }
@@ -49,6 +50,17 @@ func (m maskedSink) Write(p []byte) (int, error) {
 // Write masks p (holding a possible card number until it can be decided)
 // and passes it on.
 func (o *output) Write(p []byte) (int, error) {
+	o.activity()
+	return o.write(p)
+}
+
+// Notice writes a message of the bastion's own that must not count as
+// activity (the idle warning would otherwise keep the session alive).
+func (o *output) Notice(msg string) {
+	_, _ = o.write([]byte(msg))
+}
+
+func (o *output) write(p []byte) (int, error) {
 	if o.failed() {
 		return 0, errRecordingFailed
 	}

@@ -161,8 +161,11 @@ func New(opt Options) (*Server, error) {
 			s.recoverMiddleware,
 			s.logMiddleware,
 		),
-		IdleTimeout: time.Duration(s.cfg.Session.IdleTimeout),
-		MaxTimeout:  time.Duration(s.cfg.Session.MaxDuration),
+		// Sessions enforce idle_timeout and max_duration themselves, with a
+		// warning and a reason (limits.go); the connection-level timeouts
+		// are only a backstop for connections that never open a session.
+		IdleTimeout: time.Duration(s.cfg.Session.IdleTimeout) + 2*time.Minute,
+		MaxTimeout:  time.Duration(s.cfg.Session.MaxDuration) + 2*time.Minute,
 		// 30 s is generous for a human-driven handshake and bounds how long
 		// an unauthenticated connection can hold a slot.
 		HandshakeTimeout: 30 * time.Second,

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"charm.land/ssh"
@@ -49,6 +50,9 @@ type session struct {
 
 	endMu     sync.Mutex
 	endReason string // why end was called; empty while the session runs its course
+
+	start        time.Time
+	lastActivity atomic.Int64 // unix nanoseconds of the last byte in either direction
 
 	pty    ssh.Pty
 	hasPty bool
@@ -129,8 +133,9 @@ func (s *Server) handleSession(sess ssh.Session) {
 
 	st := &session{
 		srv: s, sess: sess, id: id, rec: rec, ctx: ctx, cancel: cancel,
-		pty: pty, hasPty: hasPty, env: env, win: pty.Window,
+		pty: pty, hasPty: hasPty, env: env, win: pty.Window, start: now,
 	}
+	st.touch()
 	terminate := s.cfg.Recording.OnFailure != "continue"
 	failed := func() bool {
 		if !terminate {
@@ -144,9 +149,9 @@ func (s *Server) handleSession(sess ssh.Session) {
 		}
 	}
 	unmasked := s.cfg.Unmasked(id.Groups)
-	st.stdout = newOutput(sess, rec.Output, failed, s.masker, unmasked)
-	st.stderr = newOutput(sess.Stderr(), rec.Output, failed, s.masker, unmasked)
-	st.input = newInputPump(sess, rec)
+	st.stdout = newOutput(sess, rec.Output, failed, st.touch, s.masker, unmasked)
+	st.stderr = newOutput(sess.Stderr(), rec.Output, failed, st.touch, s.masker, unmasked)
+	st.input = newInputPump(sess, activitySink{st})
 	if hasPty {
 		_, winCh, _ := sess.Pty()
 		go st.drainWindowChanges(winCh)
@@ -154,6 +159,7 @@ func (s *Server) handleSession(sess ssh.Session) {
 	done := make(chan struct{})
 	defer close(done)
 	go st.watchRecording(terminate, done)
+	go st.watchLimits(done)
 	s.track(st, true)
 	defer s.track(st, false)
 
@@ -193,7 +199,7 @@ func (st *session) end(reason string) {
 	if !first {
 		return
 	}
-	fmt.Fprintf(st.stderr, "\r\nbastion: %s\r\n", reason)
+	st.stderr.Notice("\r\nbastion: " + reason + "\r\n")
 	st.cancel()
 }
 

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/bastion-dev/bastion/internal/testharness"
 	"github.com/bastion-dev/bastion/recorder"
 )
 
@@ -407,4 +408,39 @@ func stripEscapes(s string) string {
 		b.WriteByte(s[i])
 	}
 	return b.String()
+}
+
+func TestSessionLimits(t *testing.T) {
+	t.Run("idle timeout warns, then ends", func(t *testing.T) {
+		w := newWorld(t, worldOpts{extra: "session: { idle_timeout: 2s, max_duration: 12h }\n"})
+		p := w.client.RunPTY(t, 80, 24, "-t", "web-1")
+		p.Send("echo ready\r")
+		p.Expect(t, "ready", 10*time.Second)
+		p.Expect(t, "idle for", 10*time.Second)
+		p.Expect(t, "session.idle_timeout", 10*time.Second)
+		if code, _ := p.Wait(10 * time.Second); code == 0 {
+			t.Fatalf("idle session exited 0")
+		}
+		if m := w.lastSession(t); !strings.Contains(m.Error, "idle") {
+			t.Fatalf("row reason %q", m.Error)
+		}
+	})
+	t.Run("activity keeps the session", func(t *testing.T) {
+		w := newWorld(t, worldOpts{extra: "session: { idle_timeout: 2s, max_duration: 12h }\n"})
+		res := w.client.Run(t, "web-1", "for i in 1 2 3 4; do echo tick; sleep 1; done")
+		if res.ExitCode != 0 || strings.Count(res.Stdout, "tick") != 4 {
+			t.Fatalf("%+v", res)
+		}
+	})
+	t.Run("certificate expiry ends the session", func(t *testing.T) {
+		w := newWorld(t, worldOpts{})
+		key, _ := testharness.KeyPair(t, t.TempDir(), "ed25519")
+		w.sign("alice", "sre", "3s", key)
+		cl := *w.client
+		cl.KeyFile, cl.CertFile = key, key+"-cert.pub"
+		res := cl.Run(t, "web-1", "sleep 20; echo survived")
+		if res.ExitCode == 0 || strings.Contains(res.Stdout, "survived") || !strings.Contains(res.Stderr, "certificate expired") {
+			t.Fatalf("%+v", res)
+		}
+	})
 }
