@@ -26,7 +26,8 @@
 //
 // A byte that cannot be part of a candidate is forwarded in the Write call
 // that brought it; the fast path skips to the next digit, ESC or other byte
-// that can start a candidate and forwards all before it at once. A candidate
+// that can start a candidate, passes over whole digit chains it can prove
+// clear (see plainChain), and forwards all before it at once. A candidate
 // is held only while undecided, and only from its first byte that could
 // still need masking; see chain for the PAN, expiry and cvv rules. Once the
 // data of a Write ends with a byte that closes every candidate (a newline,

@@ -2,11 +2,15 @@ package mask
 
 import (
 	"bytes"
+	"encoding/binary"
 	"fmt"
+	"math/bits"
 	"path"
 	"regexp"
 	"regexp/syntax"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"unicode"
 	"unicode/utf8"
 )
@@ -80,8 +84,14 @@ type Engine struct {
 	// '\n', which ends a line's "PAN seen" context.
 	stop, stopNL [256]bool
 	columns      []string
-	noop         bool // nothing to mask: streams forward bytes untouched
-	swar         bool // the stop set is the fixed one skip tests in words
+	noop         bool      // nothing to mask: streams forward bytes untouched
+	texts        sync.Pool // *textStream for MaskText
+	swar         bool      // the stop set is within the fixed one skip tests in words
+	exact        bool      // and is all of it: a word's hit needs no table check
+	// fastChain: the stream may pass over clear digit chains at once
+	// (plainChain): a digit detector is on and no custom rule's match can
+	// start with a digit.
+	fastChain bool
 }
 
 // New compiles o. It fails on an unknown detector, a custom rule with no
@@ -166,6 +176,13 @@ func New(o Options) (*Engine, error) {
 		}
 	}
 	e.swar = len(e.rules) == 0
+	e.exact = e.swar && e.digits && e.track
+	e.fastChain = e.digits
+	for c := '0'; c <= '9'; c++ {
+		if e.first[c] {
+			e.fastChain = false
+		}
+	}
 	return e, nil
 }
 
@@ -175,36 +192,55 @@ const (
 	hi8 = 0x8080808080808080
 )
 
-// hasByte reports whether some byte of x equals c.
-func hasByte(x uint64, c byte) bool {
-	y := x ^ (lo8 * uint64(c))
-	return (y-lo8)&^y&hi8 != 0
+// stopWord returns, for the eight bytes of x, a word with the high bit of
+// each byte set where that byte is in the fixed stop set of an engine
+// without custom rules: a digit, '%', ';', ESC, an invisible control or
+// DEL, and '\n' when nl. The test is exact per byte (no borrow or carry
+// crosses bytes: every sum below is of a 7-bit value and at most 0x80), so
+// the first set bit is the first stop. An engine without the digit or
+// track detectors has a smaller stop set; its table weeds out the extra.
+func stopWord(x uint64, nl bool) uint64 {
+	m := x &^ hi8 // low seven bits of each byte
+	// (m + lo8*(0x80-n)) & hi8 has the high bit set where m >= n.
+	ctl := ^(m + lo8*(0x80-0x20)) // C0 controls
+	// BS, HT, LF, VT, FF and CR are not stops.
+	moves := (m + lo8*(0x80-0x08)) &^ (m + lo8*(0x80-0x0e))
+	if nl {
+		// LF is a stop then.
+		moves &^= (m + lo8*(0x80-0x0a)) &^ (m + lo8*(0x80-0x0b))
+	}
+	dig := (m + lo8*(0x80-0x30)) &^ (m + lo8*(0x80-0x3a))
+	pct := (m + lo8*(0x80-0x25)) &^ (m + lo8*(0x80-0x26))
+	semi := (m + lo8*(0x80-0x3b)) &^ (m + lo8*(0x80-0x3c))
+	del := m + lo8*(0x80-0x7f)
+	// Bytes >= 0x80 are never stops without custom rules.
+	return ((ctl &^ moves) | dig | pct | semi | del) & hi8 &^ x
 }
 
 // skip returns the index of the first byte of p[i:] the slow path must see.
-// Without custom rules the stop set is fixed (digits, ESC, '%', ';', the
-// invisible controls, and '\n' when nl), so eight bytes are tested at once:
-// a word with no byte below 0x20, none in 0x25–0x3B and no '\n' is skipped
-// whole. Such a word may still hold no stop ('-', ':' or '/' are in the
-// range); the table decides then.
+// Without custom rules the stop set is the fixed one of stopWord, so eight
+// bytes are tested at once and a hit gives the stop's index directly;
+// otherwise (and for the last few bytes) the table is read byte by byte.
 func (e *Engine) skip(p []byte, i int, nl bool) int {
 	stop := &e.stop
 	if nl {
 		stop = &e.stopNL
 	}
-	if e.swar {
+	if e.exact {
 		for ; i+8 <= len(p); i += 8 {
-			x := uint64(p[i]) | uint64(p[i+1])<<8 | uint64(p[i+2])<<16 | uint64(p[i+3])<<24 |
-				uint64(p[i+4])<<32 | uint64(p[i+5])<<40 | uint64(p[i+6])<<48 | uint64(p[i+7])<<56
-			// Bytes below 0x20 (controls, ESC) or 0x7F: any byte b with
-			// b < 0x20 has (b - 0x20) borrow into its high bit when b < 0x80.
-			low := (x - lo8*0x20) &^ x & hi8
-			// Bytes 0x25..0x3B: (b + (0x80-0x25)) has its high bit set and
-			// (b + (0x80-0x3C)) not, for b < 0x80.
-			m := x &^ hi8
-			mid := (m + lo8*(0x80-0x25)) &^ (m + lo8*(0x80-0x3c)) &^ x & hi8
-			if low|mid != 0 || hasByte(x, 0x7f) {
-				break
+			if m := stopWord(binary.LittleEndian.Uint64(p[i:]), nl); m != 0 {
+				return i + bits.TrailingZeros64(m)>>3
+			}
+		}
+	} else if e.swar {
+		for ; i+8 <= len(p); i += 8 {
+			m := stopWord(binary.LittleEndian.Uint64(p[i:]), nl)
+			for m != 0 {
+				k := i + bits.TrailingZeros64(m)>>3
+				if stop[p[k]] {
+					return k
+				}
+				m &= m - 1
 			}
 		}
 	}
@@ -322,17 +358,41 @@ func (e *Engine) MaskColumn(name string) bool {
 // MaskText masks a whole value known at once, such as a SQL cell, with the
 // same detectors and rules as a Stream. It returns exactly what a Stream
 // writes for the same bytes followed by Flush, whatever the chunking.
+//
+// It runs on a pooled Stream and scratch buffers, so a call allocates only
+// the Counts and, when something was masked, the result.
 func (e *Engine) MaskText(s string) (string, Counts) {
 	if e.noop {
 		return s, Counts{}
 	}
-	var b bytes.Buffer
-	b.Grow(len(s))
-	st := e.NewStream(&b)
+	t, _ := e.texts.Get().(*textStream)
+	if t == nil {
+		t = &textStream{}
+		t.st.e = e
+		t.st.counts = make([]atomic.Int64, nBuiltin+len(e.rules))
+	}
+	t.out.Reset()
+	t.st.reset(&t.out)
+	t.in = append(t.in[:0], s...)
 	// A bytes.Buffer never fails, so neither can the stream.
-	_, _ = st.Write([]byte(s))
-	_ = st.Flush()
-	return b.String(), st.Counts()
+	_, _ = t.st.Write(t.in)
+	_ = t.st.Flush()
+	out := s
+	if string(t.out.Bytes()) != s { // compared without a copy
+		out = t.out.String()
+	}
+	c := t.st.Counts()
+	if cap(t.in) <= 64<<10 && t.out.Cap() <= 64<<10 {
+		e.texts.Put(t) // keep no huge buffers around
+	}
+	return out, c
+}
+
+// textStream is MaskText's scratch: a stream, its input copy and output.
+type textStream struct {
+	st  Stream
+	in  []byte
+	out bytes.Buffer
 }
 
 // MaskCell masks one SQL cell: whole (one '*' per character, newlines kept)

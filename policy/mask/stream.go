@@ -119,6 +119,26 @@ func (e *Engine) NewStream(w io.Writer) *Stream {
 	return &Stream{e: e, w: w, counts: make([]atomic.Int64, nBuiltin+len(e.rules))}
 }
 
+// reset makes s a fresh stream writing to w, keeping its buffers.
+func (s *Stream) reset(w io.Writer) {
+	s.w, s.err = w, nil
+	s.pend, s.flags = s.pend[:0], s.flags[:0]
+	s.base, s.off = 0, 0
+	s.repl, s.out = s.repl[:0], s.out[:0]
+	s.held.Store(0)
+	s.esc, s.escLen = escNone, 0
+	s.utfN, s.utfAt = 0, 0
+	s.histN, s.line = 0, false
+	s.ch.reset()
+	s.t1, s.t2 = track1{}, track2{}
+	s.seg.open, s.seg.start = false, 0
+	s.seg.vis, s.seg.pos = s.seg.vis[:0], s.seg.pos[:0]
+	for i := range s.counts {
+		s.counts[i].Store(0)
+	}
+	s.leaked = 0
+}
+
 // Counts returns a snapshot of how many values this stream has masked.
 func (s *Stream) Counts() Counts {
 	c := Counts{}
@@ -159,15 +179,9 @@ func (s *Stream) Write(p []byte) (int, error) {
 	i := 0
 	for i < len(p) {
 		if s.idle() {
-			// The fast path: a run of bytes that start nothing.
-			j := s.e.skip(p, i, s.line)
-			if j > i {
-				s.pushHist(p[i:j])
-				s.off += int64(j - i)
-				i = j
-				if i == len(p) {
-					break
-				}
+			// The fast path: see idleRun.
+			if i = s.idleRun(p, i); i == len(p) {
+				break
 			}
 		} else if s.ch.inGroup && s.plainDigits() && p[i] >= '0' && p[i] <= '9' {
 			// Inside a group, a run of digits only feeds the chain, and can

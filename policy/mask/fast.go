@@ -1,0 +1,226 @@
+package mask
+
+// The chain fast path. Most digits in terminal output belong to chains
+// that cannot hold cardholder data: timestamps, IP addresses, counters,
+// sizes. Feeding them to the chain byte by byte (and holding the ones that
+// start like a brand until the chain ends) costs tens of nanoseconds a
+// byte; plainChain instead looks at a whole chain at once, while the
+// stream is idle, and passes it over when it can prove that the chain
+// detectors would leave every byte of it clear and change no state.
+
+// idleRun passes over the bytes of p from i on that the slow path would
+// forward unchanged without opening a candidate or changing any other
+// state than the offset, the keyword history and the line flag; it
+// returns where the slow path must take over. The stream must be idle.
+//
+// Besides the runs of bytes outside the stop set (skip) it passes over:
+//   - chains of digits that stay clear (plainChain);
+//   - a ';' or '%' that cannot start track data because the next byte
+//     already rules it out: track 2 needs a digit after ';', track 1 a 'B'
+//     after '%', unless transparent bytes come between (mayJoin). The
+//     candidate the slow path would open dies at that next byte having
+//     masked nothing, and the next byte is judged on its own;
+//   - a '\n' on a line where a PAN was masked: it only ends the line's
+//     context.
+//
+// Custom rules see every byte, so bytes a rule's match can start with are
+// left to the slow path.
+func (s *Stream) idleRun(p []byte, i int) int {
+	e := s.e
+	start, vis := i, i
+	for {
+		if i = e.skip(p, i, s.line); i == len(p) {
+			break
+		}
+		b := p[i]
+		if e.first[b] {
+			break
+		}
+		if b-'0' < 10 {
+			if !e.fastChain || s.line {
+				break
+			}
+			n := e.plainChain(p, i)
+			if n == 0 || s.kwBefore(p, &vis, i) {
+				break
+			}
+			i += n
+			continue
+		}
+		if i+1 == len(p) {
+			break
+		}
+		switch c := p[i+1]; b {
+		case ';':
+			if c-'0' < 10 || mayJoin[c] {
+				goto done
+			}
+		case '%':
+			if c == 'B' || mayJoin[c] {
+				goto done
+			}
+		case '\n':
+			s.line = false
+		default:
+			goto done
+		}
+		i++
+	}
+done:
+	s.off += int64(i - start)
+	s.pushHist(p[vis:i])
+	return i
+}
+
+// mayJoin holds the bytes that, right after a group or its separator, may
+// not end the chain: ESC and the invisible controls are transparent, and
+// 0xC2, 0xE2 and 0xEF may start a zero-width character, transparent inside
+// a candidate. Any other byte that is neither a digit nor a separator ends
+// the chain for sure.
+var mayJoin = func() (t [256]bool) {
+	t = invisible
+	t[0x1b], t[0xc2], t[0xe2], t[0xef] = true, true, true, true
+	return t
+}()
+
+// plainChain returns the length of the chain that starts with the digit
+// p[i], including a separator that ends it, if the chain detectors would
+// pass all of it through unmasked; 0 if they might not, or if p ends
+// before the chain does. The stream must be idle (no candidate open, no
+// escape or UTF-8 sequence pending), no PAN may have been masked on the
+// line (s.line), and digits must start no custom rule (Engine.fastChain);
+// the caller checks the keyword before the chain (kwBefore).
+//
+// Why the chain is then clear:
+//   - pan: a window starts at a group and needs 13 digits from there, whose
+//     first four a brand allows (pfxMax); mayPAN rules out every group.
+//     Windows also need a single separator and a valid Luhn digit, which
+//     this ignores: it may send a clear chain to the slow path, never the
+//     other way.
+//   - cvv and expiry need context: a PAN masked on the line (excluded) or
+//     a keyword before a group that follows no separator or a space. The
+//     first group's keyword is the caller's check. For a later group after
+//     a space, the history ends with the previous group's last digit and
+//     the space; a keyword can end there only if that digit is a keyword's
+//     last byte ('2' of cvv2, cvc2), so such chains go to the slow path.
+//   - nothing else looks at digits and separators while the stream is
+//     idle: the track detectors wait for '%' or ';', and custom rules for
+//     one of their first bytes, which digits are not.
+//
+// The byte after the chain is left to the caller: it ends the chain, and
+// the slow path would treat it the same way with the chain closed.
+func (e *Engine) plainChain(p []byte, i int) int {
+	j := i
+	total := 0
+	for {
+		g := j
+		for j < len(p) && p[j]-'0' < 10 {
+			j++
+		}
+		if j == len(p) {
+			return 0 // the next write may go on with the group
+		}
+		total += j - g
+		c := p[j]
+		if c == ' ' || c == '-' || c == '/' || c == '.' {
+			if j+1 == len(p) {
+				return 0
+			}
+			d := p[j+1]
+			if d-'0' < 10 {
+				if c == ' ' && kwLast[p[j-1]] {
+					return 0
+				}
+				j++
+				continue
+			}
+			if mayJoin[d] {
+				return 0
+			}
+			j++ // the separator ends the chain: d is neither digit nor join
+			break
+		}
+		if mayJoin[c] {
+			return 0
+		}
+		break
+	}
+	if total >= 13 && e.pan && mayPAN(p[i:j], total) {
+		return 0
+	}
+	return j - i
+}
+
+// mayPAN reports whether some group of the chain ch (digits and single
+// separators, total digits in all) starts 13 or more digits whose first
+// four a brand allows.
+func mayPAN(ch []byte, total int) bool {
+	cum := 0 // digits before ch[k]
+	for k := 0; k < len(ch); {
+		if total-cum < 13 {
+			return false
+		}
+		// ch[k] starts a group: read the first four digits from it.
+		v, n := 0, 0
+		for x := k; x < len(ch) && n < 4; x++ {
+			if d := ch[x] - '0'; d < 10 {
+				v = v*10 + int(d)
+				n++
+			}
+		}
+		if pfxMax[pfxOff[4]+v] != 0 {
+			return true
+		}
+		// Skip to the next group.
+		for k < len(ch) && ch[k]-'0' < 10 {
+			k++
+			cum++
+		}
+		k++ // the separator
+	}
+	return false
+}
+
+// kwBefore reports whether a cvv or expiry keyword (for a detector that is
+// on) may end right before offset j of p, the start of a chain. The
+// visible history is s.hist followed by p[*vis:j], bytes the fast path
+// passed over; kwBefore may move them into s.hist, advancing *vis.
+func (s *Stream) kwBefore(p []byte, vis *int, j int) bool {
+	e := s.e
+	if !e.cvv && !e.expiry {
+		return false
+	}
+	if j > *vis {
+		// Most chains follow a byte that is neither a separator nor a
+		// keyword's last letter.
+		if c := p[j-1]; !kwSep[c] && !kwLast[c] {
+			return false
+		}
+	}
+	// Decide on p alone when it holds enough: the separators keywordIn
+	// skips, the byte before them and, for a keyword, the two before
+	// that. Exactly keywordIn's first tests, on the end of the history.
+	if h := p[*vis:j]; len(h) > 0 {
+		n, k := len(h), 0
+		for k < n && k < maxKwSep && kwSep[h[n-1-k]] {
+			k++
+		}
+		if k < n {
+			if !kwLast[h[n-1-k]] {
+				return false
+			}
+			if k+3 <= n && !kwTail(h[n-3-k], h[n-2-k], h[n-1-k]) {
+				return false
+			}
+		}
+	}
+	var cvv, exp bool
+	if j-*vis >= histKeep {
+		cvv, exp = keywordIn(p[*vis:j])
+	} else {
+		s.pushHist(p[*vis:j])
+		*vis = j
+		cvv, exp = s.keyword()
+	}
+	return e.cvv && cvv || e.expiry && exp
+}
