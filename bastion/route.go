@@ -2,6 +2,8 @@ package bastion
 
 import (
 	"fmt"
+
+	"github.com/bastion-dev/bastion/policy"
 	"io"
 	"sort"
 	"strings"
@@ -16,6 +18,9 @@ var builtinHelp = []struct{ word, help string }{
 	{"whoami", "who your certificate says you are"},
 	{"targets", "the targets you may reach"},
 	{"help", "this text"},
+	{"approvals", "pending approval requests you may decide (--json)"},
+	{"approve", "approve ID [comment]: grant a request"},
+	{"deny", "deny ID --reason TEXT: refuse a request"},
 }
 
 // route decides what this session is (ARCHITECTURE.md, step 2): the SSH user
@@ -42,6 +47,12 @@ func (st *session) route() exitResult {
 	case "help":
 		st.help(st.stdout)
 		return exitResult{}
+	case "approvals":
+		return st.builtinApprovals(rest)
+	case "approve":
+		return st.builtinDecide(rest, true)
+	case "deny":
+		return st.builtinDecide(rest, false)
 	}
 	if _, ok := st.srv.cfg.Target(word); ok {
 		return st.runTarget(word, rest)
@@ -60,6 +71,24 @@ func (st *session) runTarget(name, command string) exitResult {
 		st.srv.log.Warn("target refused", "user", st.id.User, "groups", st.id.Groups, "target", name)
 		st.errorf("no target %q that you may reach; `ssh %s targets` lists yours", name, st.srv.hostName)
 		return exitResult{code: 1, reason: "access denied"}
+	}
+	if d := st.srv.cfg.DecideSession(st.id.Groups, t.Name); d.Action != policy.ActionAllow {
+		if d.Action == policy.ActionDeny || !st.hold(t, "access", "open a session on "+t.Name, "", d.Rule) {
+			return exitResult{code: 1, reason: "access held or denied by rule " + d.Rule}
+		}
+	}
+	if command != "" && t.Kind == "ssh" {
+		reason, cmd := splitReason(command)
+		switch d := st.srv.cfg.DecideCommand(st.id.Groups, t.Name, cmd); d.Action {
+		case policy.ActionDeny:
+			st.errorf("refused by rule %q", d.Rule)
+			return exitResult{code: 1, reason: "command denied by rule " + d.Rule}
+		case policy.ActionApprove:
+			if !st.hold(t, "command", cmd, reason, d.Rule) {
+				return exitResult{code: 1, reason: "command held by rule " + d.Rule}
+			}
+		}
+		command = cmd
 	}
 	st.visit(t.Name)
 	var res exitResult

@@ -63,15 +63,16 @@ type Options struct {
 
 // Server is the bastion's SSH server.
 type Server struct {
-	cfg      *policy.Config
-	store    recorder.Store
-	log      *slog.Logger
-	now      func() time.Time
-	verifier *keys.Verifier
-	targetCA gossh.Signer
-	hostName string
-	login    *loginState // nil when OIDC login is not configured
-	masker   *mask.Engine
+	cfg       *policy.Config
+	store     recorder.Store
+	log       *slog.Logger
+	now       func() time.Time
+	verifier  *keys.Verifier
+	targetCA  gossh.Signer
+	hostName  string
+	login     *loginState // nil when OIDC login is not configured
+	masker    *mask.Engine
+	approvals *broker
 
 	ssh  *ssh.Server
 	ptys ptyRegistry
@@ -118,6 +119,7 @@ func New(opt Options) (*Server, error) {
 		return nil, fmt.Errorf("masking: %w", err)
 	}
 	s.masker = engine
+	s.approvals = newBroker(opt.Store, opt.Config, s.now, s.audit)
 	if o := opt.Config.OIDC; o.Enabled() {
 		s.login = &loginState{
 			cfg: oidclogin.Config{
@@ -341,5 +343,15 @@ func (s *Server) track(st *session, on bool) {
 		s.active[st] = struct{}{}
 	} else {
 		delete(s.active, st)
+	}
+}
+
+// audit appends a record to the trail; a failure is logged, never fatal to
+// the action being audited (the recording is the primary evidence).
+func (s *Server) audit(r recorder.AuditRecord) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if _, err := s.store.AppendAudit(ctx, r); err != nil {
+		s.log.Error("audit", "type", r.Type, "err", err)
 	}
 }

@@ -153,6 +153,12 @@ type Store interface {
 	AppendAudit(ctx context.Context, r AuditRecord) (AuditRecord, error)
 	// ListAudit returns the audit records that pass f, newest first.
 	ListAudit(ctx context.Context, f AuditFilter) ([]AuditRecord, error)
+	// PutApproval stores an approval request (a zero ID gets the next one).
+	PutApproval(ctx context.Context, r ApprovalRecord) (ApprovalRecord, error)
+	// Approval returns one approval request.
+	Approval(ctx context.Context, id uint64) (ApprovalRecord, error)
+	// ListApprovals returns every approval request, newest first.
+	ListApprovals(ctx context.Context) ([]ApprovalRecord, error)
 	// Close releases the store.
 	Close() error
 }

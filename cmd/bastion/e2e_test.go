@@ -47,6 +47,7 @@ type worldOpts struct {
 	extraTargets string // YAML list items appended to targets
 	recording    string // recording: line override
 	extra        string // more top-level YAML
+	roles        string // YAML list items appended to roles
 }
 
 // newWorld starts sshd and the bastion (in-process) and signs a certificate
@@ -92,13 +93,13 @@ targets:
 %s
 roles:
   - { name: sre, groups: [sre], targets: ["web-*"] }
-%s`, w.port, dataDir, rec,
+%s%s`, w.port, dataDir, rec,
 		w.sshd.Addr, w.sshd.User, w.sshd.ClientKeyFile, w.sshd.KnownHostsFile,
 		w.sshd.Addr, w.sshd.User, w.sshd.KnownHostsFile,
 		w.sshd.Addr, w.sshd.User, w.sshd.ClientKeyFile, emptyKH,
 		w.sshd.Addr, w.sshd.User, w.sshd.ClientKeyFile, wrongKH,
 		w.sshd.User, w.sshd.ClientKeyFile, w.sshd.KnownHostsFile,
-		o.extraTargets, o.extra))
+		o.extraTargets, o.roles, o.extra))
 	cfg, err := policy.Load(w.cfgPath)
 	if err != nil {
 		t.Fatalf("load test config: %v", err)
