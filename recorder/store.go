@@ -153,6 +153,8 @@ type Store interface {
 	AppendAudit(ctx context.Context, r AuditRecord) (AuditRecord, error)
 	// ListAudit returns the audit records that pass f, newest first.
 	ListAudit(ctx context.Context, f AuditFilter) ([]AuditRecord, error)
+	// VerifyAudit checks the hash chain and returns the records checked.
+	VerifyAudit(ctx context.Context) (int, error)
 	// PutApproval stores an approval request (a zero ID gets the next one).
 	PutApproval(ctx context.Context, r ApprovalRecord) (ApprovalRecord, error)
 	// Approval returns one approval request.

@@ -37,6 +37,8 @@ type Ops interface {
 	RecordCert(ctx context.Context, c recorder.CertRecord) error
 	Revoke(ctx context.Context, r recorder.Revocation) error
 	AppendAudit(ctx context.Context, r recorder.AuditRecord) (recorder.AuditRecord, error)
+	ListAudit(ctx context.Context, f recorder.AuditFilter) ([]recorder.AuditRecord, error)
+	VerifyAudit(ctx context.Context) (int, error)
 }
 
 // RevokeHook, when set, is told of each revocation so the server can end
@@ -95,6 +97,22 @@ func Handler(ops Ops, log *slog.Logger, onRevoke RevokeHook) http.Handler {
 			onRevoke(rv)
 		}
 		writeJSON(w, struct{}{}, err)
+	})
+	mux.HandleFunc("GET /v1/audit", func(w http.ResponseWriter, r *http.Request) {
+		q := r.URL.Query()
+		f := recorder.AuditFilter{User: q.Get("user"), Type: q.Get("type"), Session: q.Get("session")}
+		sf, err := filterFromQuery(q)
+		if err != nil {
+			httpError(w, http.StatusBadRequest, err)
+			return
+		}
+		f.Since, f.Until, f.Limit = sf.Since, sf.Until, sf.Limit
+		list, err := ops.ListAudit(r.Context(), f)
+		writeJSON(w, list, err)
+	})
+	mux.HandleFunc("POST /v1/audit/verify", func(w http.ResponseWriter, r *http.Request) {
+		n, err := ops.VerifyAudit(r.Context())
+		writeJSON(w, n, err)
 	})
 	mux.HandleFunc("POST /v1/audit", func(w http.ResponseWriter, r *http.Request) {
 		var rec recorder.AuditRecord
@@ -314,4 +332,33 @@ func (c *Client) AppendAudit(ctx context.Context, r recorder.AuditRecord) (recor
 	var out recorder.AuditRecord
 	err := c.do(ctx, http.MethodPost, "/v1/audit", r, &out)
 	return out, err
+}
+
+// ListAudit implements Ops.
+func (c *Client) ListAudit(ctx context.Context, f recorder.AuditFilter) ([]recorder.AuditRecord, error) {
+	q := url.Values{}
+	for k, v := range map[string]string{"user": f.User, "type": f.Type, "session": f.Session} {
+		if v != "" {
+			q.Set(k, v)
+		}
+	}
+	if !f.Since.IsZero() {
+		q.Set("since", f.Since.Format(time.RFC3339Nano))
+	}
+	if !f.Until.IsZero() {
+		q.Set("until", f.Until.Format(time.RFC3339Nano))
+	}
+	if f.Limit > 0 {
+		q.Set("limit", strconv.Itoa(f.Limit))
+	}
+	var out []recorder.AuditRecord
+	err := c.do(ctx, http.MethodGet, "/v1/audit?"+q.Encode(), nil, &out)
+	return out, err
+}
+
+// VerifyAudit implements Ops.
+func (c *Client) VerifyAudit(ctx context.Context) (int, error) {
+	var n int
+	err := c.do(ctx, http.MethodPost, "/v1/audit/verify", struct{}{}, &n)
+	return n, err
 }

@@ -106,6 +106,33 @@ func TestApprovalOfHeldCommand(t *testing.T) {
 	if res.ExitCode != 1 || strings.Contains(res.Stdout, "restarted") || !strings.Contains(res.Stderr, "denied by bob (not now)") {
 		t.Fatalf("denied request: %+v", res)
 	}
+
+	// The trail has every step with both identities, and still verifies.
+	out, errOut, code := w.bastion("audit", "--type", "approval", "--json")
+	if code != 0 {
+		t.Fatalf("audit: %s", errOut)
+	}
+	var types []string
+	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
+		var r recorder.AuditRecord
+		if err := json.Unmarshal([]byte(line), &r); err != nil {
+			t.Fatalf("%v: %s", err, line)
+		}
+		if r.Detail["requester"] != "dave" || r.Detail["hash"] == "" {
+			t.Errorf("approval record without requester or hash: %+v", r)
+		}
+		types = append(types, r.Type+"/"+r.User+"/"+r.Outcome)
+	}
+	// Newest first; refused attempts (self-approval, reusing a grant) are
+	// recorded as failures.
+	want := "approval.denied/bob/success approval.filed/dave/success approval.granted/bob/failure approval.executed/dave/success " +
+		"approval.granted/bob/success approval.granted/dave/failure approval.filed/dave/success"
+	if got := strings.Join(types, " "); got != want {
+		t.Errorf("approval trail (newest first)\n got %s\nwant %s", got, want)
+	}
+	if out, errOut, code := w.bastion("audit", "verify"); code != 0 || !strings.Contains(out, "intact") {
+		t.Fatalf("audit verify: %s %s", out, errOut)
+	}
 }
 
 func TestApprovalNeedsDistinctApprovers(t *testing.T) {

@@ -54,6 +54,7 @@ func commands() []command {
 		{"replay", "play a recording in this terminal: replay ID", runReplay},
 		{"export", "write a recording as an asciicast v2 file: export ID -o FILE", runExport},
 		{"revoke", "revoke certificates: revoke --user U | --serial N", runRevoke},
+		{"audit", "search the audit trail (--json); audit verify checks its hash chain", runAudit},
 		{"check-config", "validate a configuration file", runCheckConfig},
 	}
 }
