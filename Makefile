@@ -8,7 +8,7 @@ GO ?= go
 BIN := bin/bastion
 
 # Debian packages the tests need. Add a package by adding its name here.
-DEPS := openssh-server openssh-client asciinema
+DEPS := openssh-server openssh-client asciinema postgresql mariadb-server
 
 # Time per target for `make fuzz`, and for the short smoke run in `make test`.
 FUZZTIME ?= 30s
@@ -52,7 +52,7 @@ fuzz:
 
 # Benchmarks under ./bench, a few iterations each.
 bench:
-	$(GO) test -run '^$$' -bench . -benchtime 3x ./bench/...
+	$(GO) test -run '^$$' -bench . -benchtime 3x -timeout 30m ./bench/...
 
 # Remove build output.
 clean:

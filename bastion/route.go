@@ -97,6 +97,8 @@ func (st *session) runTarget(name, command string) exitResult {
 		res = st.proxySSH(t, command)
 	case "command":
 		res = st.runCommand(t, command)
+	case "postgres", "mysql", "sqlite":
+		res = st.runSQL(t, command)
 	default:
 		st.errorf("%s is a %s target; database targets are not supported by this version of bastion yet", t.Name, t.Kind)
 		res = exitResult{code: 1, reason: "unsupported target kind"}

@@ -152,6 +152,9 @@ type Session struct {
 	IdleTimeout Duration `yaml:"idle_timeout"`
 	// MaxDuration ends any session after this long. Default 12h.
 	MaxDuration Duration `yaml:"max_duration"`
+	// QueryTimeout cancels a SQL statement on the server after this long;
+	// 0 (the default) means none.
+	QueryTimeout Duration `yaml:"query_timeout,omitempty"`
 }
 
 // Recording configures session recording.

@@ -430,8 +430,9 @@ func (d *decoder) config(root *yaml.Node, c *Config) {
 		},
 		"session": func(n *yaml.Node, p string) {
 			d.mapping(n, p, "a mapping like { idle_timeout: 15m, max_duration: 12h }", map[string]field{
-				"idle_timeout": d.duration(&c.Session.IdleTimeout),
-				"max_duration": d.duration(&c.Session.MaxDuration),
+				"idle_timeout":  d.duration(&c.Session.IdleTimeout),
+				"max_duration":  d.duration(&c.Session.MaxDuration),
+				"query_timeout": d.duration(&c.Session.QueryTimeout),
 			})
 		},
 		"recording": func(n *yaml.Node, p string) {

@@ -1,0 +1,167 @@
+package bastion
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"charm.land/ssh"
+
+	"github.com/bastion-dev/bastion/bastion/sqlrepl"
+	"github.com/bastion-dev/bastion/policy"
+	"github.com/bastion-dev/bastion/policy/mask"
+	"github.com/bastion-dev/bastion/recorder"
+)
+
+// sqlFlags takes the options of a database exec off its command:
+// `ssh bastion db --csv 'select ...'`, `--tsv`, `--reason 'why'`.
+func sqlFlags(command string) (format, reason, rest string) {
+	format = "table"
+	for {
+		word, after := splitFirstWord(command)
+		switch {
+		case word == "--csv" || word == "--tsv":
+			format, command = strings.TrimPrefix(word, "--"), after
+		case word == "--reason" || strings.HasPrefix(word, "--reason="):
+			reason, command = splitReason(command)
+		default:
+			return format, reason, command
+		}
+	}
+}
+
+// readSecret reads a target's password from its file or environment
+// variable; it is handed to the driver and never printed.
+func readSecret(t policy.Target) (string, error) {
+	switch {
+	case t.PasswordFile != "":
+		b, err := os.ReadFile(t.PasswordFile)
+		if err != nil {
+			return "", fmt.Errorf("password_file: %w", err)
+		}
+		return strings.TrimRight(string(b), "\r\n"), nil
+	case t.PasswordEnv != "":
+		v, ok := os.LookupEnv(t.PasswordEnv)
+		if !ok {
+			return "", fmt.Errorf("password_env: $%s is not set", t.PasswordEnv)
+		}
+		return v, nil
+	}
+	return "", nil
+}
+
+// runSQL opens the built-in SQL REPL on a database target in this channel,
+// or runs the statements of command. Every statement is decided by policy
+// first, held for approval when a rule says so, and audited.
+func (st *session) runSQL(t policy.Target, command string) exitResult {
+	password, err := readSecret(t)
+	if err != nil {
+		st.srv.log.Error("database credential", "target", t.Name, "err", err)
+		st.errorf("cannot connect to %s: the bastion's credential for it is misconfigured; tell the operator", t.Name)
+		return exitResult{code: 1, reason: "credential unavailable"}
+	}
+	format, reason, command := sqlFlags(command)
+	ctx, cancel := context.WithCancel(st.ctx)
+	defer cancel()
+
+	resized := make(chan struct{}, 1)
+	if st.hasPty {
+		st.attachResize(func(ssh.Window) {
+			select {
+			case resized <- struct{}{}:
+			default:
+			}
+		})
+		defer st.detachResize()
+	}
+	interrupt := make(chan struct{}, 1)
+	sigs := make(chan ssh.Signal, 4)
+	st.sess.Signals(sigs)
+	defer st.sess.Signals(nil)
+	go func() {
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case s := <-sigs:
+				if s == ssh.SIGINT {
+					select {
+					case interrupt <- struct{}{}:
+					default:
+					}
+				}
+			}
+		}
+	}()
+
+	// A statement is classified and decided once; the audit record of it
+	// needs the verdict, so the two callbacks share it.
+	var mu sync.Mutex
+	verdicts := map[string]policy.Decision{}
+	masked := map[string]mask.Counts{}
+	check := func(ctx context.Context, stmt string) error {
+		d := st.srv.cfg.DecideStatement(st.id.Groups, t.Name, stmt)
+		mu.Lock()
+		verdicts[stmt] = d
+		mu.Unlock()
+		switch d.Action {
+		case policy.ActionDeny:
+			return fmt.Errorf("refused by rule %q (%s statement)", d.Rule, policy.ClassifyStatement(stmt))
+		case policy.ActionApprove:
+			if !st.hold(t, "statement", stmt, reason, d.Rule) {
+				return fmt.Errorf("not run: held by rule %q until approved", d.Rule)
+			}
+			reason = "" // one --reason covers one statement
+		}
+		return nil
+	}
+	statement := func(stmt string, dur time.Duration, rows int64, err error) {
+		mu.Lock()
+		d := verdicts[stmt]
+		counts := masked[stmt]
+		delete(verdicts, stmt)
+		delete(masked, stmt)
+		mu.Unlock()
+		shown, _ := st.srv.masker.MaskText(stmt)
+		outcome, why := recorder.OutcomeSuccess, ""
+		if err != nil {
+			outcome, why = recorder.OutcomeFailure, err.Error()
+		}
+		detail := map[string]string{"statement": shown, "class": policy.ClassifyStatement(stmt), "decision": d.Action,
+			"rule": d.Rule, "rows": fmt.Sprint(rows), "duration": dur.String(), "kind": t.Kind}
+		for k, v := range counts {
+			detail["masked."+k] = fmt.Sprint(v)
+		}
+		st.srv.audit(recorder.AuditRecord{Type: "sql.statement", Outcome: outcome, Reason: why, User: st.id.User,
+			Serial: st.id.Serial, Client: st.sess.RemoteAddr().String(), Target: t.Name, Session: st.rec.ID(), Detail: detail})
+	}
+	onMasked := func(stmt string, c mask.Counts) {
+		mu.Lock()
+		masked[stmt] = c
+		mu.Unlock()
+	}
+
+	code := sqlrepl.Run(ctx, sqlrepl.Options{
+		Target: sqlrepl.Target{Name: t.Name, Kind: t.Kind, DSN: t.DSN, Password: password, Path: t.Path},
+		In:     st.input.reader(ctx), Out: st.stdout, Err: st.stderr, PTY: st.hasPty,
+		Size: func() (int, int) {
+			w := st.window()
+			if w.Width == 0 {
+				return 80, 24
+			}
+			return w.Width, w.Height
+		},
+		Resized: resized, Interrupt: interrupt, Masker: st.srv.masker,
+		QueryTimeout: time.Duration(st.srv.cfg.Session.QueryTimeout), Format: format,
+		Check: check, Statement: statement, Masked: onMasked, Now: st.srv.now,
+	}, command)
+	res := exitResult{code: code}
+	if code != 0 && errors.Is(st.ctx.Err(), context.Canceled) {
+		res.reason = "session ended"
+	}
+	return res
+}
