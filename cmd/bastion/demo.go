@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/bastion-dev/bastion/bastion/devidp"
+	"github.com/bastion-dev/bastion/bastion/sqlrepl"
 	"github.com/bastion-dev/bastion/policy"
 )
 
@@ -64,18 +65,32 @@ targets:
     kind: command
     description: a toy shell that runs on the bastion (try "help")
     argv: [%q, %q]
+  - name: cards-db
+    kind: sqlite
+    description: fake cardholder data, masked (try "select * from payments;")
+    path: demo.db
 oidc:
   # The local development identity provider that --demo runs: for trying
   # only, with well-known passwords. Never point a real bastion at it.
   issuer: %q
   client_id: bastion
   client_secret_file: oidc-client-secret
+masking:
+  detectors: [pan, track, expiry, cvv]
+  columns: ["*card_number*", "pan", "cvv*"]
+rules:
+  - { name: demo-writes-need-approval, targets: ["cards-db"], statements: [write, ddl, admin, unknown], action: approve }
 roles:
-  - { name: demo, groups: [demo, sre, dba, audit], targets: ["*"] }
+  - { name: demo, groups: [demo, sre, dba, audit], targets: ["*"], approve: ["*"] }
   - { name: auditor, groups: [audit], audit: true }
 `, self, demoTargetCommand, "http://"+demoIdPAddr)
 	if err := os.WriteFile(filepath.Join(dir, "oidc-client-secret"), []byte(demoClientSecret+"\n"), 0o600); err != nil {
 		return nil, fmt.Errorf("write demo client secret: %w", err)
+	}
+	if db := filepath.Join(dir, "demo.db"); !fileExists(db) {
+		if err := sqlrepl.WriteDemoDB(db); err != nil {
+			return nil, fmt.Errorf("write the demo database: %w", err)
+		}
 	}
 	path := filepath.Join(dir, "bastion.yaml")
 	if err := os.WriteFile(path, []byte(yaml), 0o600); err != nil {
@@ -158,4 +173,9 @@ func runDemoTarget(e *env) int {
 			fmt.Fprintf(e.stdout, "%s: not a demo command (try help)\n", fields[0])
 		}
 	}
+}
+
+func fileExists(path string) bool {
+	_, err := os.Stat(path)
+	return err == nil
 }
