@@ -64,12 +64,14 @@ func globMatch(p, s string) bool {
 	star, mark := -1, 0
 	for si < len(s) {
 		switch {
+		case pi < len(p) && p[pi] == '*':
+			// Before the literal case: a '*' in the pattern is always a
+			// wildcard, even facing a '*' in the command.
+			star, mark = pi, si
+			pi++
 		case pi < len(p) && (p[pi] == '?' || p[pi] == s[si]):
 			pi++
 			si++
-		case pi < len(p) && p[pi] == '*':
-			star, mark = pi, si
-			pi++
 		case star >= 0:
 			pi = star + 1
 			mark++
