@@ -20,9 +20,13 @@ const (
 	// flushThreshold makes the recorder flush before the interval ends
 	// when this much is buffered, keeping chunks a comfortable size.
 	flushThreshold = 64 << 10
-	// DefaultMaxPending is the buffered amount at which a recorder gives
-	// up when the store does not keep up.
+	// DefaultMaxPending is how many raw output bytes may wait for the
+	// flusher before the session's writes wait for it in turn.
 	DefaultMaxPending = 8 << 20
+	// appendTimeout bounds one append to the store: a store that hangs
+	// fails the recording (and, in terminate mode, the session) instead of
+	// stalling it for ever.
+	appendTimeout = 30 * time.Second
 )
 
 // RecorderConfig configures NewRecorder.
@@ -46,10 +50,11 @@ type RecorderConfig struct {
 	// Logger receives the one report of a recording failure; nil means
 	// slog.Default().
 	Logger *slog.Logger
-	// MaxPending is how many encoded bytes may wait for the store before
-	// the recording is declared failed; zero means DefaultMaxPending.
-	// Failing is the honest choice: blocking would stall the session and
-	// dropping would leave a hole in the evidence.
+	// MaxPending is how many raw bytes may wait for the flusher; past it
+	// Output and Input wait until the flusher has taken them, which slows
+	// the session to the speed of the store (SSH flow control carries that
+	// back to the target) rather than dropping evidence or failing a
+	// session that is merely fast. Zero means DefaultMaxPending.
 	MaxPending int
 
 	// newTicker replaces time.NewTicker in tests.
@@ -59,11 +64,14 @@ type RecorderConfig struct {
 // Recorder records one session channel into a Store. Its methods are safe
 // for concurrent use: output and input arrive from different goroutines.
 //
-// Output, Input, Resize and Marker only encode into memory and never wait
-// for the store; a goroutine owned by the Recorder appends the buffer as one
-// chunk at least every flush interval, and sooner once ~64 KiB are waiting.
-// The first failing append closes Failed() and sets Err(); from then on
-// events are dropped, and Close reports the failure.
+// Output, Input, Resize and Marker only copy the raw bytes with their time
+// (a memmove on the session's hot path); a goroutine owned by the Recorder
+// decodes UTF-8, encodes the asciicast lines and appends them as one chunk
+// at least every flush interval, and sooner once ~64 KiB are waiting. So
+// the encoding and compression run beside the session, on another core.
+// Writers wait only when MaxPending raw bytes are queued. The first failing
+// append closes Failed() and sets Err(); from then on events are dropped,
+// and Close reports the failure.
 type Recorder struct {
 	store       Store
 	id          string
@@ -74,13 +82,18 @@ type Recorder struct {
 	bg          context.Context // for the flusher: lives until Close
 	start       time.Time       // keeps the monotonic reading of the start
 
-	flushMu sync.Mutex // orders appends, so chunks are stored in event order
-
-	mu      sync.Mutex
-	meta    SessionMeta
-	buf     bytes.Buffer // encoded event lines not yet appended
+	// Lock order: flushMu, then mu. flushMu orders appends (chunks are
+	// stored in event order) and owns the decoders and the encode buffers.
+	flushMu sync.Mutex
 	out, in utf8Decoder
 	scratch []byte
+	line    bytes.Buffer
+
+	mu      sync.Mutex
+	room    *sync.Cond // signalled when the flusher took the queue, or the recording ended
+	meta    SessionMeta
+	queue   []rawEvent // events not yet taken by the flusher, in order
+	arena   []byte     // their data
 	last    time.Duration // last event time, so times never go backwards
 	closed  bool
 	err     error
@@ -111,6 +124,7 @@ func NewRecorder(ctx context.Context, cfg RecorderConfig) (*Recorder, error) {
 		stop:        make(chan struct{}),
 		done:        make(chan struct{}),
 	}
+	r.room = sync.NewCond(&r.mu)
 	if r.now == nil {
 		r.now = time.Now
 	}
@@ -179,12 +193,19 @@ func (r *Recorder) run(tick <-chan time.Time, stopTick func()) {
 		case <-r.kick:
 		}
 		// The error is already reported through Failed and Err.
-		_ = r.flush(r.bg)
+		_ = r.flush(r.bg, false)
 	}
 }
 
+// rawEvent is an event as it happened: its time and its bytes (in arena).
+type rawEvent struct {
+	at       time.Duration
+	typ      byte // 'o', 'i', 'r', 'm'
+	off, end int
+}
+
 // Output records bytes the session printed as an "o" event. It never keeps
-// p and never waits for the store.
+// p; it waits only when MaxPending bytes are queued.
 func (r *Recorder) Output(p []byte) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -192,13 +213,7 @@ func (r *Recorder) Output(p []byte) {
 		return
 	}
 	r.meta.BytesOut += int64(len(p))
-	if r.err != nil {
-		return
-	}
-	r.scratch = r.out.decode(r.scratch[:0], p, false)
-	if len(r.scratch) > 0 {
-		r.appendLocked(EventOutput, string(r.scratch))
-	}
+	r.queueLocked('o', p)
 }
 
 // Input counts bytes the user typed and, with RecordInput, records them as
@@ -210,12 +225,8 @@ func (r *Recorder) Input(p []byte) {
 		return
 	}
 	r.meta.BytesIn += int64(len(p))
-	if !r.recordInput || r.err != nil {
-		return
-	}
-	r.scratch = r.in.decode(r.scratch[:0], p, false)
-	if len(r.scratch) > 0 {
-		r.appendLocked(EventInput, string(r.scratch))
+	if r.recordInput {
+		r.queueLocked('i', p)
 	}
 }
 
@@ -227,10 +238,9 @@ func (r *Recorder) Resize(cols, rows int) {
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.closed || r.err != nil {
-		return
+	if !r.closed {
+		r.queueLocked('r', []byte(resizeData(cols, rows)))
 	}
-	r.appendLocked(EventResize, resizeData(cols, rows))
 }
 
 // Marker records a named point (an approval granted, a rule that fired) as
@@ -238,10 +248,34 @@ func (r *Recorder) Resize(cols, rows int) {
 func (r *Recorder) Marker(label string) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.closed || r.err != nil {
+	if !r.closed {
+		r.queueLocked('m', []byte(strings.ToValidUTF8(label, replacement)))
+	}
+}
+
+// queueLocked adds an event for the flusher, waiting first while the queue
+// is full. r.mu is held (and released while waiting).
+func (r *Recorder) queueLocked(typ byte, p []byte) {
+	for r.err == nil && !r.closed && len(r.arena) > r.maxPending {
+		r.kickLocked()
+		r.room.Wait()
+	}
+	if r.err != nil || r.closed || len(p) == 0 {
 		return
 	}
-	r.appendLocked(EventMarker, strings.ToValidUTF8(label, replacement))
+	off := len(r.arena)
+	r.arena = append(r.arena, p...)
+	r.queue = append(r.queue, rawEvent{at: r.elapsedLocked(), typ: typ, off: off, end: len(r.arena)})
+	if len(r.arena) >= flushThreshold {
+		r.kickLocked()
+	}
+}
+
+func (r *Recorder) kickLocked() {
+	select {
+	case r.kick <- struct{}{}:
+	default: // a flush is already due
+	}
 }
 
 // Failed is closed when the recording can no longer be written. With
@@ -264,60 +298,82 @@ func (r *Recorder) elapsedLocked() time.Duration {
 	return d
 }
 
-// appendLocked encodes one event into the buffer and wakes the flusher when
-// the buffer is large enough. r.mu is held.
-func (r *Recorder) appendLocked(typ, data string) {
-	ev := Event{Time: r.elapsedLocked().Seconds(), Type: typ, Data: data}
-	if err := encodeEvent(&r.buf, ev); err != nil {
-		r.failLocked(fmt.Errorf("record session %s: %w", r.id, err))
-		return
-	}
-	if r.buf.Len() > r.maxPending {
-		r.failLocked(fmt.Errorf("record session %s: %d bytes wait for the store, more than %d: the store is not keeping up",
-			r.id, r.buf.Len(), r.maxPending))
-		return
-	}
-	if r.buf.Len() >= flushThreshold {
-		select {
-		case r.kick <- struct{}{}:
-		default: // a flush is already due
-		}
-	}
-}
-
 // failLocked records the first failure and reports it once. r.mu is held.
 func (r *Recorder) failLocked(err error) {
 	if r.err != nil {
 		return
 	}
 	r.err = err
-	r.buf = bytes.Buffer{}
+	r.queue, r.arena = nil, nil
+	r.room.Broadcast()
 	close(r.failed)
 	r.log.Error("session recording failed", "err", err)
 }
 
-// flush appends the buffered lines as one chunk.
-func (r *Recorder) flush(ctx context.Context) error {
+// flush takes the queued events, encodes them as asciicast lines and
+// appends them as one chunk. With final, the UTF-8 decoders give up what
+// they hold (the stream ended mid-character).
+func (r *Recorder) flush(ctx context.Context, final bool) error {
 	r.flushMu.Lock()
 	defer r.flushMu.Unlock()
 	r.mu.Lock()
-	if r.err != nil || r.buf.Len() == 0 {
+	if r.err != nil {
 		err := r.err
 		r.mu.Unlock()
 		return err
 	}
-	chunk := r.buf.Bytes()
-	r.buf = bytes.Buffer{} // the store may keep chunk; start a new buffer
+	queue, arena := r.queue, r.arena
+	r.queue, r.arena = nil, nil
+	var tailAt time.Duration
+	if final {
+		tailAt = r.elapsedLocked()
+	}
+	r.room.Broadcast()
 	r.mu.Unlock()
 
-	if err := r.store.AppendChunk(ctx, r.id, chunk); err != nil {
-		err = fmt.Errorf("record session %s: %w", r.id, err)
-		r.mu.Lock()
-		r.failLocked(err)
-		r.mu.Unlock()
-		return err
+	r.line.Reset()
+	for _, ev := range queue {
+		data := arena[ev.off:ev.end]
+		switch ev.typ {
+		case 'o':
+			r.scratch = r.out.decode(r.scratch[:0], data, false)
+			data = r.scratch
+		case 'i':
+			r.scratch = r.in.decode(r.scratch[:0], data, false)
+			data = r.scratch
+		}
+		if len(data) == 0 {
+			continue // only part of a character so far: it comes with the next event
+		}
+		if err := encodeEvent(&r.line, Event{Time: ev.at.Seconds(), Type: string(ev.typ), Data: string(data)}); err != nil {
+			return r.fail(fmt.Errorf("record session %s: %w", r.id, err))
+		}
+	}
+	if final {
+		if tail := r.out.decode(nil, nil, true); len(tail) > 0 {
+			_ = encodeEvent(&r.line, Event{Time: tailAt.Seconds(), Type: EventOutput, Data: string(tail)})
+		}
+		if tail := r.in.decode(nil, nil, true); len(tail) > 0 && r.recordInput {
+			_ = encodeEvent(&r.line, Event{Time: tailAt.Seconds(), Type: EventInput, Data: string(tail)})
+		}
+	}
+	if r.line.Len() == 0 {
+		return nil
+	}
+	actx, cancel := context.WithTimeout(ctx, appendTimeout)
+	defer cancel()
+	// The store may keep the chunk: hand it a copy of the line buffer.
+	if err := r.store.AppendChunk(actx, r.id, bytes.Clone(r.line.Bytes())); err != nil {
+		return r.fail(fmt.Errorf("record session %s: %w", r.id, err))
 	}
 	return nil
+}
+
+func (r *Recorder) fail(err error) error {
+	r.mu.Lock()
+	r.failLocked(err)
+	r.mu.Unlock()
+	return err
 }
 
 // SetMasked records the session's masking counts; they are written with
@@ -372,18 +428,11 @@ func (r *Recorder) close(ctx context.Context, exitStatus *int, state State, reas
 	<-r.done
 
 	r.mu.Lock()
-	if r.err == nil {
-		if tail := r.out.decode(nil, nil, true); len(tail) > 0 {
-			r.appendLocked(EventOutput, string(tail))
-		}
-		if tail := r.in.decode(nil, nil, true); len(tail) > 0 && r.recordInput {
-			r.appendLocked(EventInput, string(tail))
-		}
-	}
 	r.closed = true
+	r.room.Broadcast() // writers waiting for room give up: the session is over
 	r.mu.Unlock()
 
-	_ = r.flush(ctx) // its failure, like any earlier one, is in r.err
+	_ = r.flush(ctx, true) // its failure, like any earlier one, is in r.err
 
 	r.mu.Lock()
 	m := r.meta

@@ -21,7 +21,9 @@ package mask
 //     candidate the slow path would open dies at that next byte having
 //     masked nothing, and the next byte is judged on its own;
 //   - a '\n' on a line where a PAN was masked: it only ends the line's
-//     context.
+//     context;
+//   - runs of invisible controls (NUL and friends): outside a candidate
+//     they change nothing but must stay out of the keyword history.
 //
 // Custom rules see every byte, so bytes a rule's match can start with are
 // left to the slow path.
@@ -35,6 +37,18 @@ func (s *Stream) idleRun(p []byte, i int) int {
 		b := p[i]
 		if e.first[b] {
 			break
+		}
+		if invisible[b] {
+			// While idle an invisible control opens nothing and is
+			// forwarded as it is; it is only transparent to the keyword
+			// check, so the history gets what came before it and
+			// resumes after the run.
+			s.pushHist(p[vis:i])
+			for i < len(p) && invisible[p[i]] && !e.first[p[i]] {
+				i++
+			}
+			vis = i
+			continue
 		}
 		if b-'0' < 10 {
 			if !e.fastChain || s.line {
