@@ -19,6 +19,8 @@ var (
 		"bytes per streamed command: an integer with an optional K, M or G suffix (binary) (env BENCH_BYTES)")
 	sourceFlag = flag.String("bench.source", envOr("BENCH_SOURCE", "zero,urandom"),
 		"comma-separated sources to stream: zero (/dev/zero), urandom (/dev/urandom) (env BENCH_SOURCE)")
+	onFailureFlag = flag.String("bench.on-failure", envOr("BENCH_ON_FAILURE", "terminate"),
+		"the bastion's recording.on_failure: terminate, or continue to let sessions outlive a failed recording (env BENCH_ON_FAILURE)")
 )
 
 func envOr(key, def string) string {
@@ -69,6 +71,18 @@ func benchBytes(b *testing.B) int64 {
 		b.Fatalf("BENCH_BYTES / -bench.bytes: %v", err)
 	}
 	return n
+}
+
+// onFailure is the bastion's recording.on_failure for the benchmarks.
+func onFailure(b *testing.B) string {
+	b.Helper()
+	switch v := *onFailureFlag; v {
+	case "terminate", "continue":
+		return v
+	default:
+		b.Fatalf("BENCH_ON_FAILURE / -bench.on-failure: %q: want terminate or continue", v)
+		return ""
+	}
 }
 
 func benchSources(b *testing.B) []source {
@@ -167,27 +181,53 @@ func (w *world) benchStream(b *testing.B, n int64, c *testharness.SSHClient, via
 	if len(list) != runs {
 		b.Fatalf("%d sessions recorded since the first run, want %d: %+v", len(list), runs, list)
 	}
+	// With on_failure: continue a session outlives its recording; count
+	// those instead of failing on them, so that the forwarding is measured.
+	lenient := onFailure(b) == "continue"
 	var errs []error
+	incomplete := 0
 	for _, m := range list {
-		if m.State != recorder.StateClosed || m.BytesOut != n || m.Error != "" || m.ExitStatus == nil || *m.ExitStatus != 0 {
-			errs = append(errs, fmt.Errorf("session %s: state %s, bytes_out %d (want %d), exit %v, error %q",
-				m.ID, m.State, m.BytesOut, n, m.ExitStatus, m.Error))
+		if m.Error != "" && lenient {
+			if incomplete == 0 {
+				b.Logf("session %s: %s", m.ID, m.Error)
+			}
+			incomplete++
+		} else if m.Error != "" {
+			errs = append(errs, fmt.Errorf("session %s: %s", m.ID, m.Error))
+		}
+		if m.State != recorder.StateClosed || m.BytesOut != n || m.ExitStatus == nil || *m.ExitStatus != 0 {
+			errs = append(errs, fmt.Errorf("session %s: state %s, bytes_out %d (want %d), exit %v",
+				m.ID, m.State, m.BytesOut, n, m.ExitStatus))
 		}
 	}
 	if err := errors.Join(errs...); err != nil {
 		b.Fatal(err)
 	}
-	b.Logf("%d recordings of %d bytes each; bastion.db %d -> %d bytes", runs, n, dbBefore, w.dbSize())
+	if lenient {
+		b.ReportMetric(float64(incomplete)/float64(runs), "rec-failed/op")
+	}
+	b.Logf("%d sessions of %d bytes each, %d with an incomplete recording; bastion.db %d -> %d bytes",
+		runs, n, incomplete, dbBefore, w.dbSize())
 }
 
 // BenchmarkSessionSetup times `ssh ... true`: TCP connect, key exchange,
 // authentication, exec and exit, through the bastion (bastion: certificate
-// check, policy, a recording, and a second login to the target) and with
+// check, policy, a recording, and a second login, to the target) and with
 // plain ssh straight to the sshd (openssh).
+//
+// OpenSSH client and server agree on the post-quantum hybrid key exchange
+// sntrup761x25519-sha512, which golang.org/x/crypto/ssh (both of the
+// bastion's hops) does not implement; it offers mlkem768x25519-sha256,
+// which OpenSSH has only from 9.9, so against an older OpenSSH both hops
+// use curve25519-sha256. openssh-curve25519 is plain ssh with that key
+// exchange, for a like-for-like comparison.
 func BenchmarkSessionSetup(b *testing.B) {
 	w := newWorld(b)
 	b.Run("bastion", func(b *testing.B) { w.benchLogin(b, w.viaBastion, "web-1", "true") })
 	b.Run("openssh", func(b *testing.B) { w.benchLogin(b, w.direct, "true") })
+	b.Run("openssh-curve25519", func(b *testing.B) {
+		w.benchLogin(b, w.direct, "-o", "KexAlgorithms=curve25519-sha256", "true")
+	})
 }
 
 // benchLogin runs ssh with c and args b.N times; each must exit 0 and print

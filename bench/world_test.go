@@ -126,6 +126,7 @@ type world struct {
 // SIGTERM, then sshd by the harness.
 func newWorld(b *testing.B) *world {
 	b.Helper()
+	logLoad(b)
 	w := &world{bin: bastionBinary(b), dir: b.TempDir()}
 	w.dataDir = filepath.Join(w.dir, "data")
 	w.cfgPath = filepath.Join(w.dir, "bastion.yaml")
@@ -168,17 +169,18 @@ func newWorld(b *testing.B) *world {
 }
 
 // writeConfig writes the bastion's configuration for the current port:
-// recording on (1 s flush interval), one ssh target and a role for sre.
+// recording on (1 s flush interval, on_failure from BENCH_ON_FAILURE), one
+// ssh target and a role for sre.
 func (w *world) writeConfig(b *testing.B) {
 	b.Helper()
 	cfg := fmt.Sprintf(`listen: "127.0.0.1:%d"
 data_dir: %q
-recording: { input: false, flush_interval: 1s, retention: 400d, on_failure: terminate }
+recording: { input: false, flush_interval: 1s, retention: 400d, on_failure: %s }
 targets:
   - { name: web-1, kind: ssh, address: %q, user: %q, identity_file: %q, known_hosts: %q }
 roles:
   - { name: sre, groups: [sre], targets: ["web-*"] }
-`, w.port, w.dataDir, w.sshd.Addr, w.sshd.User, w.sshd.ClientKeyFile, w.sshd.KnownHostsFile)
+`, w.port, w.dataDir, onFailure(b), w.sshd.Addr, w.sshd.User, w.sshd.ClientKeyFile, w.sshd.KnownHostsFile)
 	if err := os.WriteFile(w.cfgPath, []byte(cfg), 0o600); err != nil {
 		b.Fatal(err)
 	}
@@ -285,20 +287,37 @@ func (w *world) bastion(args ...string) (string, string, error) {
 	return stdout.String(), stderr.String(), err
 }
 
-var cipherRE = regexp.MustCompile(`kex: server->client cipher: (\S+) MAC: (\S+)`)
+// logLoad logs the load average: the figures mean little on a machine that
+// was busy with something else.
+func logLoad(b *testing.B) {
+	b.Helper()
+	if la, err := os.ReadFile("/proc/loadavg"); err == nil {
+		b.Logf("load average before the benchmark: %s", strings.TrimSpace(string(la)))
+	}
+}
 
-// negotiated logs in once with `ssh -v` and returns the cipher and MAC the
-// server-to-client direction uses. A failed login fails the benchmark.
+var (
+	kexRE    = regexp.MustCompile(`kex: algorithm: (\S+)`)
+	cipherRE = regexp.MustCompile(`kex: server->client cipher: (\S+) MAC: (\S+)`)
+)
+
+// negotiated logs in once with `ssh -v` and returns the key exchange and
+// the cipher of the server-to-client direction. A failed login fails the
+// benchmark.
 func (w *world) negotiated(b *testing.B, c *testharness.SSHClient, args ...string) string {
 	b.Helper()
 	res := c.Run(b, append([]string{"-v"}, args...)...)
 	if res.ExitCode != 0 {
 		b.Fatalf("login: exit %d\nstderr:\n%s\nserver log:\n%s", res.ExitCode, res.Stderr, w.logTail())
 	}
-	if m := cipherRE.FindStringSubmatch(res.Stderr); m != nil {
-		return m[1] + " (MAC " + m[2] + ")"
+	kex, cipher := "(not shown by ssh -v)", "(not shown by ssh -v)"
+	if m := kexRE.FindStringSubmatch(res.Stderr); m != nil {
+		kex = m[1]
 	}
-	return "(cipher not shown by ssh -v)"
+	if m := cipherRE.FindStringSubmatch(res.Stderr); m != nil {
+		cipher = m[1] + " (MAC " + m[2] + ")"
+	}
+	return "kex " + kex + ", cipher " + cipher
 }
 
 // sessionsSince returns the bastion's session rows for web-1 that started

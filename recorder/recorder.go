@@ -89,14 +89,14 @@ type Recorder struct {
 	scratch []byte
 	line    bytes.Buffer
 
-	mu      sync.Mutex
-	room    *sync.Cond // signalled when the flusher took the queue, or the recording ended
-	meta    SessionMeta
-	queue   []rawEvent // events not yet taken by the flusher, in order
-	arena   []byte     // their data
-	last    time.Duration // last event time, so times never go backwards
-	closed  bool
-	err     error
+	mu     sync.Mutex
+	room   *sync.Cond // signalled when the flusher took the queue, or the recording ended
+	meta   SessionMeta
+	queue  []rawEvent    // events not yet taken by the flusher, in order
+	arena  []byte        // their data
+	last   time.Duration // last event time, so times never go backwards
+	closed bool
+	err    error
 
 	failed    chan struct{}
 	kick      chan struct{}
