@@ -40,8 +40,13 @@ const (
 	// BoltOptions.Timeout is zero: long enough to ride out a restart, short
 	// enough that a command run next to a live server answers promptly.
 	DefaultOpenTimeout = time.Second
-	// maxChunkBytes bounds one appended chunk before compression.
-	maxChunkBytes = 32 << 20
+	// maxChunkBytes bounds one AppendChunk call before compression.
+	maxChunkBytes = 256 << 20
+	// storedChunkBytes is the most encoded lines stored under one key: an
+	// append is split at line ends into pieces this big, all written in
+	// one transaction, so a fast session costs one commit per flush, and
+	// a replay never decodes more than a piece at once.
+	storedChunkBytes = 4 << 20
 	// maxDecodedChunk bounds a chunk after decompression, so a damaged
 	// chunk cannot make a replay allocate without limit.
 	maxDecodedChunk = 64 << 20
@@ -279,7 +284,21 @@ func (s *BoltStore) AppendChunk(ctx context.Context, id string, events []byte) e
 	if err := checkChunk(events); err != nil {
 		return fmt.Errorf("append to session %s: %w", id, err)
 	}
-	compressed := s.enc.EncodeAll(events, make([]byte, 0, len(events)/4))
+	var pieces [][]byte
+	for rest := events; len(rest) > 0; {
+		n := len(rest)
+		if n > storedChunkBytes {
+			// Cut after the last complete line within the bound; a single
+			// longer line is stored whole.
+			if cut := bytes.LastIndexByte(rest[:storedChunkBytes], '\n'); cut >= 0 {
+				n = cut + 1
+			} else if cut := bytes.IndexByte(rest, '\n'); cut >= 0 {
+				n = cut + 1
+			}
+		}
+		pieces = append(pieces, s.enc.EncodeAll(rest[:n], make([]byte, 0, n/8)))
+		rest = rest[n:]
+	}
 	// Batch may run the function more than once; it only reads and writes
 	// inside the transaction, so a rerun is harmless.
 	return s.db.Batch(func(tx *bolt.Tx) error {
@@ -294,12 +313,14 @@ func (s *BoltStore) AppendChunk(ctx context.Context, id string, events []byte) e
 		if err != nil {
 			return fmt.Errorf("append to session %s: events bucket: %w", id, err)
 		}
-		seq, err := b.NextSequence()
-		if err != nil {
-			return fmt.Errorf("append to session %s: sequence: %w", id, err)
-		}
-		if err := b.Put(u64key(seq), compressed); err != nil {
-			return fmt.Errorf("append to session %s: chunk %d: %w", id, seq, err)
+		for _, compressed := range pieces {
+			seq, err := b.NextSequence()
+			if err != nil {
+				return fmt.Errorf("append to session %s: sequence: %w", id, err)
+			}
+			if err := b.Put(u64key(seq), compressed); err != nil {
+				return fmt.Errorf("append to session %s: chunk %d: %w", id, seq, err)
+			}
 		}
 		return nil
 	})

@@ -27,6 +27,9 @@ const (
 	// fails the recording (and, in terminate mode, the session) instead of
 	// stalling it for ever.
 	appendTimeout = 30 * time.Second
+	// maxEventBytes bounds the raw bytes of one event, and so the length of
+	// one line (NUL bytes take six bytes of JSON each).
+	maxEventBytes = 64 << 10
 )
 
 // RecorderConfig configures NewRecorder.
@@ -263,6 +266,12 @@ func (r *Recorder) queueLocked(typ byte, p []byte) {
 	if r.err != nil || r.closed || len(p) == 0 {
 		return
 	}
+	// Bound each event (and so each encoded line: NUL bytes take six
+	// bytes of JSON) so that chunks stay far below the store's limit.
+	for len(p) > maxEventBytes {
+		r.queueLocked(typ, p[:maxEventBytes])
+		p = p[maxEventBytes:]
+	}
 	off := len(r.arena)
 	r.arena = append(r.arena, p...)
 	r.queue = append(r.queue, rawEvent{at: r.elapsedLocked(), typ: typ, off: off, end: len(r.arena)})
@@ -357,13 +366,21 @@ func (r *Recorder) flush(ctx context.Context, final bool) error {
 			_ = encodeEvent(&r.line, Event{Time: tailAt.Seconds(), Type: EventInput, Data: string(tail)})
 		}
 	}
+	return r.appendLine(ctx)
+}
+
+// appendLine appends the encoded lines as one chunk and empties the
+// buffer. r.flushMu is held.
+func (r *Recorder) appendLine(ctx context.Context) error {
 	if r.line.Len() == 0 {
 		return nil
 	}
 	actx, cancel := context.WithTimeout(ctx, appendTimeout)
 	defer cancel()
 	// The store may keep the chunk: hand it a copy of the line buffer.
-	if err := r.store.AppendChunk(actx, r.id, bytes.Clone(r.line.Bytes())); err != nil {
+	err := r.store.AppendChunk(actx, r.id, bytes.Clone(r.line.Bytes()))
+	r.line.Reset()
+	if err != nil {
 		return r.fail(fmt.Errorf("record session %s: %w", r.id, err))
 	}
 	return nil
