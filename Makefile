@@ -50,8 +50,12 @@ fmt:
 fuzz:
 	@GO=$(GO) bash scripts/fuzz.sh $(FUZZTIME)
 
-# Benchmarks under ./bench, a few iterations each.
+# Benchmarks: the masker and the recorder on one core, then the bastion
+# end to end against plain OpenSSH to the same sshd (./bench, a few
+# iterations each; BENCH_BYTES=256M for a shorter run). Figures go into
+# docs/PERFORMANCE.md.
 bench:
+	$(GO) test -run '^$$' -bench . -benchtime 2s ./policy/mask/ ./recorder/
 	$(GO) test -run '^$$' -bench . -benchtime 3x -timeout 30m ./bench/...
 
 # Remove build output.

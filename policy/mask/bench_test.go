@@ -74,3 +74,7 @@ func BenchmarkMaskText(b *testing.B) {
 		e.MaskText("4111111111111111")
 	}
 }
+
+// BenchmarkStreamZeros is `head -c N /dev/zero`: NUL bytes are invisible
+// controls, transparent inside a candidate, plain bytes outside one.
+func BenchmarkStreamZeros(b *testing.B) { benchStream(b, make([]byte, 1<<20), 32<<10) }
