@@ -1,7 +1,6 @@
 package bastion
 
 import (
-	"bytes"
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
@@ -13,13 +12,13 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	gossh "golang.org/x/crypto/ssh"
 
+	"github.com/bastion-dev/bastion/internal/testharness"
 	"github.com/bastion-dev/bastion/keys"
 	"github.com/bastion-dev/bastion/policy"
 	"github.com/bastion-dev/bastion/recorder"
@@ -143,7 +142,7 @@ roles:
 			if err != nil {
 				t.Fatal(err)
 			}
-			var stdout, stderr lockedBuffer
+			var stdout, stderr testharness.SyncBuffer
 			sess.Stdout, sess.Stderr = &stdout, &stderr
 			if err := sess.Start("talk"); err != nil {
 				t.Fatal(err)
@@ -192,23 +191,4 @@ func TestEnvAllowed(t *testing.T) {
 			t.Errorf("envAllowed(%q) = %v", k, !want)
 		}
 	}
-}
-
-// lockedBuffer is written by the SSH client's copy goroutines while the
-// test polls it.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }

@@ -33,18 +33,10 @@ func runAudit(ctx context.Context, e *env, args []string) error {
 		return usagef("unexpected argument %q", pos[0])
 	}
 	f := recorder.AuditFilter{User: *user, Session: *session}
-	now := time.Now()
-	if f.Since, err = parseWhen(*since, now); err != nil {
-		return usagef("--since: %v", err)
-	}
-	if f.Until, err = parseWhen(*until, now); err != nil {
-		return usagef("--until: %v", err)
-	}
-	cfg, err := loadConfig(e, *cfgPath)
-	if err != nil {
+	if f.Since, f.Until, err = parseRange(*since, *until, time.Now()); err != nil {
 		return err
 	}
-	ops, closeOps, err := openOps(cfg)
+	ops, closeOps, err := openConfigOps(e, *cfgPath)
 	if err != nil {
 		return err
 	}
@@ -95,11 +87,7 @@ func runAuditVerify(ctx context.Context, e *env, args []string) error {
 	if _, err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	cfg, err := loadConfig(e, *cfgPath)
-	if err != nil {
-		return err
-	}
-	ops, closeOps, err := openOps(cfg)
+	ops, closeOps, err := openConfigOps(e, *cfgPath)
 	if err != nil {
 		return err
 	}

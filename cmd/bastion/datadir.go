@@ -77,6 +77,16 @@ func openOps(cfg *policy.Config) (admin.Ops, func(), error) {
 	return st, func() { _ = st.Close() }, nil
 }
 
+// openConfigOps loads the configuration and reaches its store: the
+// beginning of every on-host command that reads or writes the store.
+func openConfigOps(e *env, cfgPath string) (admin.Ops, func(), error) {
+	cfg, err := loadConfig(e, cfgPath)
+	if err != nil {
+		return nil, nil, err
+	}
+	return openOps(cfg)
+}
+
 func loadConfig(e *env, flagValue string) (*policy.Config, error) {
 	return policy.Load(configPath(e, flagValue))
 }

@@ -246,7 +246,7 @@ func buildBinary(t *testing.T) string {
 func startBinary(t *testing.T, bin, cfg string, port int) *exec.Cmd {
 	t.Helper()
 	cmd := exec.Command(bin, "serve", "--config", cfg, "--shutdown-grace", "10s")
-	logs := &lockedBuffer{}
+	logs := &testharness.SyncBuffer{}
 	cmd.Stdout, cmd.Stderr = logs, logs
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -261,7 +261,7 @@ func startBinary(t *testing.T, bin, cfg string, port int) *exec.Cmd {
 	return cmd
 }
 
-func waitPortProc(t *testing.T, port int, logs *lockedBuffer) {
+func waitPortProc(t *testing.T, port int, logs *testharness.SyncBuffer) {
 	t.Helper()
 	deadline := time.Now().Add(15 * time.Second)
 	for time.Now().Before(deadline) {
@@ -283,7 +283,7 @@ func TestRevocationEndsOpenSession(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			stderr := &lockedBuffer{}
+			stderr := &testharness.SyncBuffer{}
 			cmd.Stderr = stderr
 			if err := cmd.Start(); err != nil {
 				t.Fatal(err)

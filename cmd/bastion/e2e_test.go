@@ -15,7 +15,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -40,7 +39,7 @@ type world struct {
 	client  *testharness.SSHClient
 	auth    *authorities
 	stop    func()
-	logs    *lockedBuffer
+	logs    *testharness.SyncBuffer
 }
 
 type worldOpts struct {
@@ -119,7 +118,7 @@ roles:
 func (w *world) startServer() {
 	t := w.t
 	ctx, cancel := context.WithCancel(context.Background())
-	w.logs = &lockedBuffer{}
+	w.logs = &testharness.SyncBuffer{}
 	e := &env{stdout: io.Discard, stderr: io.Discard, stdin: strings.NewReader(""), getenv: os.Getenv,
 		log: slog.New(slog.NewTextHandler(w.logs, nil))}
 	done := make(chan error, 1)
@@ -720,23 +719,4 @@ func waitPort(t *testing.T, port int, done <-chan error) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	t.Fatalf("bastion did not listen on %d within 10s", port)
-}
-
-// lockedBuffer collects the server's log; its goroutines write while the
-// test reads.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }

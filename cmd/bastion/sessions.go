@@ -34,18 +34,10 @@ func runSessions(ctx context.Context, e *env, args []string) error {
 		return usagef("unexpected argument %q", pos[0])
 	}
 	f := recorder.SessionFilter{User: *user, Target: *target, Limit: *limit}
-	now := time.Now()
-	if f.Since, err = parseWhen(*since, now); err != nil {
-		return usagef("--since: %v", err)
-	}
-	if f.Until, err = parseWhen(*until, now); err != nil {
-		return usagef("--until: %v", err)
-	}
-	cfg, err := loadConfig(e, *cfgPath)
-	if err != nil {
+	if f.Since, f.Until, err = parseRange(*since, *until, time.Now()); err != nil {
 		return err
 	}
-	ops, closeOps, err := openOps(cfg)
+	ops, closeOps, err := openConfigOps(e, *cfgPath)
 	if err != nil {
 		return err
 	}
@@ -85,6 +77,17 @@ func runSessions(ctx context.Context, e *env, args []string) error {
 	return tw.Flush()
 }
 
+// parseRange reads the --since and --until flags of a listing.
+func parseRange(since, until string, now time.Time) (from, to time.Time, err error) {
+	if from, err = parseWhen(since, now); err != nil {
+		return from, to, usagef("--since: %v", err)
+	}
+	if to, err = parseWhen(until, now); err != nil {
+		return from, to, usagef("--until: %v", err)
+	}
+	return from, to, nil
+}
+
 // parseWhen reads a point in time: RFC 3339, or a duration before now.
 func parseWhen(s string, now time.Time) (time.Time, error) {
 	if s == "" {
@@ -115,11 +118,7 @@ func runReplay(ctx context.Context, e *env, args []string) error {
 	if *speed <= 0 {
 		return usagef("--speed must be above 0")
 	}
-	cfg, err := loadConfig(e, *cfgPath)
-	if err != nil {
-		return err
-	}
-	ops, closeOps, err := openOps(cfg)
+	ops, closeOps, err := openConfigOps(e, *cfgPath)
 	if err != nil {
 		return err
 	}
@@ -144,11 +143,7 @@ func runExport(ctx context.Context, e *env, args []string) error {
 	if len(pos) != 1 {
 		return usagef("want one session ID (see `bastion sessions`)")
 	}
-	cfg, err := loadConfig(e, *cfgPath)
-	if err != nil {
-		return err
-	}
-	ops, closeOps, err := openOps(cfg)
+	ops, closeOps, err := openConfigOps(e, *cfgPath)
 	if err != nil {
 		return err
 	}
@@ -201,11 +196,7 @@ func runRevoke(ctx context.Context, e *env, args []string) error {
 	if len(pos) != 0 || (*user == "") == (*serial == 0) {
 		return usagef("want exactly one of --user U and --serial N")
 	}
-	cfg, err := loadConfig(e, *cfgPath)
-	if err != nil {
-		return err
-	}
-	ops, closeOps, err := openOps(cfg)
+	ops, closeOps, err := openConfigOps(e, *cfgPath)
 	if err != nil {
 		return err
 	}

@@ -13,6 +13,7 @@
 package testharness
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"net"
@@ -20,6 +21,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 
 	"golang.org/x/crypto/ssh"
@@ -112,4 +114,25 @@ func writeKnownHosts(t testing.TB, dir, line string) string {
 		t.Fatalf("close %s: %v", f.Name(), err)
 	}
 	return f.Name()
+}
+
+// SyncBuffer collects output that other goroutines write (a server's log,
+// an SSH client's copy loop) while the test reads it.
+type SyncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+// Write appends p.
+func (b *SyncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+// String returns what was written so far.
+func (b *SyncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }
