@@ -18,11 +18,65 @@ import (
 // part of the statement the server itself dispatches on, so the classes
 // agree with what runs.
 func ClassifyStatement(stmt string) string {
-	words, inner, multi := sqlWords(stmt, 64)
+	// MySQL runs the text of /*! ... */ comments: what hides there is
+	// not a comment, so we do not guess.
+	if strings.Contains(stmt, "/*!") || strings.Contains(stmt, "/*M!") {
+		return StatementUnknown
+	}
+	words, inner, calls, multi := sqlWords(stmt, 64)
 	if multi || len(words) == 0 {
 		return StatementUnknown
 	}
-	return escalate(leadingClass(words), inner)
+	class := escalate(leadingClass(words), inner)
+	if class == StatementRead {
+		class = escalate(class, readsThatWrite(words, inner, calls))
+	}
+	return class
+}
+
+// readsThatWrite returns the class words of the clauses and functions that
+// make a statement that starts like a read do more than read: SELECT ...
+// INTO (a new table, or a file), FOR UPDATE/SHARE (locks), INTO OUTFILE
+// and DUMPFILE, and functions with side effects.
+func readsThatWrite(words, inner, calls []string) []string {
+	var out []string
+	all := append(append([]string(nil), words...), inner...)
+	for i, w := range all {
+		switch w {
+		case "INTO":
+			if i+1 < len(all) && (all[i+1] == "OUTFILE" || all[i+1] == "DUMPFILE") {
+				out = append(out, "GRANT") // admin: writes a file on the server
+			} else {
+				out = append(out, "INSERT")
+			}
+		case "FOR":
+			if i+1 < len(all) && (all[i+1] == "UPDATE" || all[i+1] == "SHARE" || all[i+1] == "NO") {
+				out = append(out, "UPDATE")
+			}
+		}
+	}
+	for _, f := range calls {
+		if c := sideEffectFunctions[f]; c != "" {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// sideEffectFunctions are functions that change state when a SELECT calls
+// them, with the statement word of the class they raise a read to.
+var sideEffectFunctions = map[string]string{
+	// PostgreSQL
+	"NEXTVAL": "INSERT", "SETVAL": "INSERT", "SET_CONFIG": "GRANT", "PG_TERMINATE_BACKEND": "GRANT",
+	"PG_CANCEL_BACKEND": "GRANT", "PG_RELOAD_CONF": "GRANT", "PG_ROTATE_LOGFILE": "GRANT", "LO_EXPORT": "GRANT",
+	"LO_IMPORT": "GRANT", "LO_UNLINK": "INSERT", "DBLINK_EXEC": "GRANT", "DBLINK": "GRANT", "PG_SLEEP": "GRANT",
+	"PG_ADVISORY_LOCK": "UPDATE", "PG_READ_FILE": "GRANT", "PG_READ_BINARY_FILE": "GRANT", "PG_LS_DIR": "GRANT",
+	"PG_WRITE_FILE": "GRANT", "PG_FILE_WRITE": "GRANT", "TXID_CURRENT": "INSERT",
+	// MySQL / MariaDB
+	"SLEEP": "GRANT", "BENCHMARK": "GRANT", "GET_LOCK": "UPDATE", "RELEASE_LOCK": "UPDATE", "LOAD_FILE": "GRANT",
+	"SYS_EXEC": "GRANT", "SYS_EVAL": "GRANT",
+	// SQLite
+	"LOAD_EXTENSION": "GRANT", "WRITEFILE": "GRANT", "READFILE": "GRANT", "EDIT": "GRANT",
 }
 
 // escalate raises class when a nested part of the statement modifies data
@@ -79,8 +133,12 @@ func keywordClass(w string) string {
 	switch w {
 	case "SELECT", "SHOW", "EXPLAIN", "DESCRIBE", "DESC", "VALUES", "TABLE":
 		return StatementRead
-	case "INSERT", "UPDATE", "DELETE", "MERGE", "REPLACE", "UPSERT", "COPY", "LOAD":
+	case "INSERT", "UPDATE", "DELETE", "MERGE", "REPLACE", "UPSERT", "LOAD":
 		return StatementWrite
+	case "COPY":
+		// COPY ... TO PROGRAM and FROM PROGRAM run commands on the server;
+		// COPY moves data in or out wholesale: never a read.
+		return StatementAdmin
 	case "CREATE", "ALTER", "DROP", "TRUNCATE", "RENAME", "COMMENT", "REINDEX", "CLUSTER", "VACUUM", "ANALYZE":
 		return StatementDDL
 	case "GRANT", "REVOKE", "SET", "RESET", "KILL", "SHUTDOWN", "FLUSH", "INSTALL", "UNINSTALL", "PRAGMA", "ATTACH", "DETACH", "CALL", "DO", "EXECUTE", "PREPARE", "LOCK":
@@ -93,7 +151,10 @@ func keywordClass(w string) string {
 // 0 and the words inside parentheses, skipping comments, quoted strings
 // and identifiers, and dollar-quoted bodies; multi reports a statement
 // separator followed by more text (or something it cannot read safely).
-func sqlWords(stmt string, n int) (words, inner []string, multi bool) {
+//
+// calls lists the words directly followed by '(' (function calls), at any
+// depth.
+func sqlWords(stmt string, n int) (words, inner, calls []string, multi bool) {
 	depth := 0
 	ended := false
 	for i := 0; i < len(stmt); {
@@ -107,7 +168,7 @@ func sqlWords(stmt string, n int) (words, inner []string, multi bool) {
 		case c == '/' && i+1 < len(stmt) && stmt[i+1] == '*':
 			end := strings.Index(stmt[i+2:], "*/")
 			if end < 0 {
-				return words, inner, true // unterminated: do not guess
+				return words, inner, calls, true // unterminated: do not guess
 			}
 			i += end + 4
 			continue
@@ -120,18 +181,18 @@ func sqlWords(stmt string, n int) (words, inner []string, multi bool) {
 				j++
 			}
 			if j >= len(stmt) {
-				return words, inner, true
+				return words, inner, calls, true
 			}
 			i = j + 1
 			if ended {
-				return words, inner, true
+				return words, inner, calls, true
 			}
 			continue
 		case c == '$':
 			if tag, ok := dollarTag(stmt[i:]); ok {
 				end := strings.Index(stmt[i+len(tag):], tag)
 				if end < 0 {
-					return words, inner, true
+					return words, inner, calls, true
 				}
 				i += len(tag) + end + len(tag)
 				continue
@@ -150,11 +211,20 @@ func sqlWords(stmt string, n int) (words, inner []string, multi bool) {
 			continue
 		}
 		if ended {
-			return words, inner, true
+			return words, inner, calls, true
 		}
 		j := i
 		for j < len(stmt) && (stmt[j] == '_' || stmt[j] >= 'A' && stmt[j] <= 'Z' || stmt[j] >= 'a' && stmt[j] <= 'z' || stmt[j] >= '0' && stmt[j] <= '9') {
 			j++
+		}
+		if j > i {
+			k := j
+			for k < len(stmt) && (stmt[k] == ' ' || stmt[k] == '\t' || stmt[k] == '\n' || stmt[k] == '\r') {
+				k++
+			}
+			if k < len(stmt) && stmt[k] == '(' {
+				calls = append(calls, strings.ToUpper(stmt[i:j]))
+			}
 		}
 		if j == i {
 			j = i + 1
@@ -165,7 +235,7 @@ func sqlWords(stmt string, n int) (words, inner []string, multi bool) {
 		}
 		i = j
 	}
-	return words, inner, false
+	return words, inner, calls, false
 }
 
 // dollarTag recognises a PostgreSQL dollar-quote opener ($$ or $tag$).
