@@ -23,7 +23,7 @@ import (
 // that two approvers deciding at once cannot both see "one grant missing".
 type broker struct {
 	store recorder.Store
-	cfg   *policy.Config
+	cfg   func() *policy.Config // the current policy: a reload applies to the next decision
 	now   func() time.Time
 	audit func(recorder.AuditRecord)
 
@@ -31,7 +31,7 @@ type broker struct {
 	changed map[uint64]chan struct{} // closed and replaced when a request changes
 }
 
-func newBroker(store recorder.Store, cfg *policy.Config, now func() time.Time, audit func(recorder.AuditRecord)) *broker {
+func newBroker(store recorder.Store, cfg func() *policy.Config, now func() time.Time, audit func(recorder.AuditRecord)) *broker {
 	return &broker{store: store, cfg: cfg, now: now, audit: audit, changed: make(map[uint64]chan struct{})}
 }
 
@@ -48,12 +48,12 @@ func (b *broker) file(ctx context.Context, r recorder.ApprovalRecord) (recorder.
 	now := b.now()
 	r.State = recorder.ApprovalPending
 	r.Created = now
-	ttl := time.Duration(b.cfg.Approvals.TTL)
+	ttl := time.Duration(b.cfg().Approvals.TTL)
 	if ttl <= 0 {
 		ttl = 15 * time.Minute
 	}
 	r.Expires = now.Add(ttl)
-	r.Required = max(b.cfg.Approvals.Required, 1)
+	r.Required = max(b.cfg().Approvals.Required, 1)
 	stored, err := b.store.PutApproval(ctx, r)
 	if err != nil {
 		return stored, err
@@ -177,7 +177,7 @@ func (b *broker) decide(ctx context.Context, id uint64, approver *keys.Identity,
 		return refuse(fmt.Errorf("%w (it expired)", errNotPending))
 	case approver.User == r.Requester:
 		return refuse(errSelfApproval)
-	case !b.cfg.CanApprove(approver.Groups, r.Target):
+	case !b.cfg().CanApprove(approver.Groups, r.Target):
 		return refuse(errNotApprover)
 	case slices.ContainsFunc(r.Decisions, func(d recorder.ApprovalDecision) bool { return d.By == approver.User }):
 		return refuse(errAlreadyVoted)
@@ -234,7 +234,7 @@ func (b *broker) pending(ctx context.Context, groups []string) ([]recorder.Appro
 	var out []recorder.ApprovalRecord
 	now := b.now()
 	for _, r := range all {
-		if r.State == recorder.ApprovalPending && now.Before(r.Expires) && b.cfg.CanApprove(groups, r.Target) {
+		if r.State == recorder.ApprovalPending && now.Before(r.Expires) && b.cfg().CanApprove(groups, r.Target) {
 			out = append(out, r)
 		}
 	}

@@ -66,7 +66,7 @@ func (st *session) hold(t policy.Target, kind, text, reason, rule string) bool {
 			rule, host, t.Name, strings.ReplaceAll(text, "'", `'\''`))
 		return false
 	}
-	shown, _ := st.srv.masker.MaskText(text)
+	shown, _ := st.srv.maskEngine().MaskText(text)
 	r, err := st.srv.approvals.file(st.ctx, recorder.ApprovalRecord{
 		Requester: st.id.User, Serial: st.id.Serial, Session: st.rec.ID(), Target: t.Name,
 		Kind: kind, Text: shown, Hash: hashText(text), Rule: rule, Reason: reason,

@@ -184,8 +184,8 @@ func (s *Server) handleLogin(sess ssh.Session) {
 		return
 	}
 
-	ttl := time.Duration(s.cfg.Certificates.TTL)
-	maxTTL := time.Duration(s.cfg.Certificates.MaxTTL)
+	ttl := time.Duration(s.config().Certificates.TTL)
+	maxTTL := time.Duration(s.config().Certificates.MaxTTL)
 	if ttl > maxTTL {
 		ttl = maxTTL
 	}

@@ -22,7 +22,7 @@ func (st *session) menu() exitResult {
 		st.id.User, strings.Join(st.id.Groups, ","), st.id.ValidBefore.Local().Format("2006-01-02 15:04"))
 	last := exitResult{}
 	for {
-		targets := st.srv.cfg.TargetsFor(st.id.Groups)
+		targets := st.srv.config().TargetsFor(st.id.Groups)
 		if len(targets) == 0 {
 			st.errorf("you may reach no targets; ask an admin to add one of your groups (%s) to a role", strings.Join(st.id.Groups, ","))
 			return exitResult{code: 1}

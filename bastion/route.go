@@ -54,7 +54,7 @@ func (st *session) route() exitResult {
 	case "deny":
 		return st.builtinDecide(rest, false)
 	}
-	if _, ok := st.srv.cfg.Target(word); ok {
+	if _, ok := st.srv.config().Target(word); ok {
 		return st.runTarget(word, rest)
 	}
 	st.errorf("%q is neither a target you may reach nor a command; `ssh %s help` lists the commands, `ssh %s targets` your targets",
@@ -64,22 +64,22 @@ func (st *session) route() exitResult {
 
 // runTarget decides (step 3) and connects (step 4).
 func (st *session) runTarget(name, command string) exitResult {
-	t, ok := st.srv.cfg.Target(name)
-	if !ok || !st.srv.cfg.CanAccess(st.id.Groups, name) {
+	t, ok := st.srv.config().Target(name)
+	if !ok || !st.srv.config().CanAccess(st.id.Groups, name) {
 		// One message for "no such target" and "not yours": target names
 		// are not disclosed to those who may not reach them.
 		st.srv.log.Warn("target refused", "user", st.id.User, "groups", st.id.Groups, "target", name)
 		st.errorf("no target %q that you may reach; `ssh %s targets` lists yours", name, st.srv.hostName)
 		return exitResult{code: 1, reason: "access denied"}
 	}
-	if d := st.srv.cfg.DecideSession(st.id.Groups, t.Name); d.Action != policy.ActionAllow {
+	if d := st.srv.config().DecideSession(st.id.Groups, t.Name); d.Action != policy.ActionAllow {
 		if d.Action == policy.ActionDeny || !st.hold(t, "access", "open a session on "+t.Name, "", d.Rule) {
 			return exitResult{code: 1, reason: "access held or denied by rule " + d.Rule}
 		}
 	}
 	if command != "" && t.Kind == "ssh" {
 		reason, cmd := splitReason(command)
-		switch d := st.srv.cfg.DecideCommand(st.id.Groups, t.Name, cmd); d.Action {
+		switch d := st.srv.config().DecideCommand(st.id.Groups, t.Name, cmd); d.Action {
 		case policy.ActionDeny:
 			st.errorf("refused by rule %q", d.Rule)
 			return exitResult{code: 1, reason: "command denied by rule " + d.Rule}
@@ -118,7 +118,7 @@ func (st *session) whoami(w io.Writer) {
 }
 
 func (st *session) printTargets(w io.Writer) {
-	ts := st.srv.cfg.TargetsFor(st.id.Groups)
+	ts := st.srv.config().TargetsFor(st.id.Groups)
 	if len(ts) == 0 {
 		fmt.Fprintf(w, "You may reach no targets. Ask an admin to add one of your groups (%s) to a role.%s",
 			strings.Join(st.id.Groups, ","), st.newline())
@@ -189,6 +189,6 @@ func (st *session) loginIsTarget() bool {
 	if login == st.id.User {
 		return false
 	}
-	_, ok := st.srv.cfg.Target(login)
+	_, ok := st.srv.config().Target(login)
 	return ok
 }

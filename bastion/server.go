@@ -28,6 +28,7 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"charm.land/ssh"
@@ -63,7 +64,9 @@ type Options struct {
 
 // Server is the bastion's SSH server.
 type Server struct {
-	cfg       *policy.Config
+	// current is the policy in force and the masker built from it; Reload
+	// swaps both at once, and every decision reads them afresh.
+	current   atomic.Pointer[policyState]
 	store     recorder.Store
 	log       *slog.Logger
 	now       func() time.Time
@@ -93,7 +96,6 @@ func New(opt Options) (*Server, error) {
 		return nil, errors.New("bastion.New: Config, HostSigners, UserCA and Store are required")
 	}
 	s := &Server{
-		cfg:      opt.Config,
 		store:    opt.Store,
 		log:      opt.Logger,
 		now:      opt.Now,
@@ -109,17 +111,12 @@ func New(opt Options) (*Server, error) {
 	if s.hostName == "" {
 		s.hostName = "bastion"
 	}
-	m := opt.Config.Masking
-	rules := make([]mask.Rule, len(m.Rules))
-	for i, r := range m.Rules {
-		rules[i] = mask.Rule{Name: r.Name, Pattern: r.Pattern, Replacement: r.Replacement}
-	}
-	engine, err := mask.New(mask.Options{Detectors: m.Detectors, Rules: rules, Columns: m.Columns})
+	state, err := newPolicyState(opt.Config)
 	if err != nil {
-		return nil, fmt.Errorf("masking: %w", err)
+		return nil, err
 	}
-	s.masker = engine
-	s.approvals = newBroker(opt.Store, opt.Config, s.now, s.audit)
+	s.current.Store(state)
+	s.approvals = newBroker(opt.Store, s.config, s.now, s.audit)
 	if o := opt.Config.OIDC; o.Enabled() {
 		s.login = &loginState{
 			cfg: oidclogin.Config{
@@ -166,8 +163,8 @@ func New(opt Options) (*Server, error) {
 		// Sessions enforce idle_timeout and max_duration themselves, with a
 		// warning and a reason (limits.go); the connection-level timeouts
 		// are only a backstop for connections that never open a session.
-		IdleTimeout: time.Duration(s.cfg.Session.IdleTimeout) + 2*time.Minute,
-		MaxTimeout:  time.Duration(s.cfg.Session.MaxDuration) + 2*time.Minute,
+		IdleTimeout: time.Duration(opt.Config.Session.IdleTimeout) + 2*time.Minute,
+		MaxTimeout:  time.Duration(opt.Config.Session.MaxDuration) + 2*time.Minute,
 		// 30 s is generous for a human-driven handshake and bounds how long
 		// an unauthenticated connection can hold a slot.
 		HandshakeTimeout: 30 * time.Second,
@@ -354,4 +351,46 @@ func (s *Server) audit(r recorder.AuditRecord) {
 	if _, err := s.store.AppendAudit(ctx, r); err != nil {
 		s.log.Error("audit", "type", r.Type, "err", err)
 	}
+}
+
+// policyState is a policy and what is compiled from it.
+type policyState struct {
+	cfg    *policy.Config
+	masker *mask.Engine
+}
+
+func newPolicyState(cfg *policy.Config) (*policyState, error) {
+	m := cfg.Masking
+	rules := make([]mask.Rule, len(m.Rules))
+	for i, r := range m.Rules {
+		rules[i] = mask.Rule{Name: r.Name, Pattern: r.Pattern, Replacement: r.Replacement}
+	}
+	engine, err := mask.New(mask.Options{Detectors: m.Detectors, Rules: rules, Columns: m.Columns})
+	if err != nil {
+		return nil, fmt.Errorf("masking: %w", err)
+	}
+	return &policyState{cfg: cfg, masker: engine}, nil
+}
+
+// config is the policy in force.
+func (s *Server) config() *policy.Config { return s.current.Load().cfg }
+
+// maskEngine is the masker of the policy in force.
+func (s *Server) maskEngine() *mask.Engine { return s.current.Load().masker }
+
+// Reload puts a new policy in force: roles, rules, targets, masking,
+// approvals and session limits apply to the next decision of every
+// session, open ones included. listen, data_dir and oidc take effect at
+// the next start. A policy that does not compile is refused and the old
+// one stays.
+func (s *Server) Reload(cfg *policy.Config) error {
+	state, err := newPolicyState(cfg)
+	if err != nil {
+		return fmt.Errorf("reload refused, the old policy stays in force: %w", err)
+	}
+	s.current.Store(state)
+	s.log.Info("policy reloaded", "targets", len(cfg.Targets), "roles", len(cfg.Roles), "rules", len(cfg.Rules))
+	s.audit(recorder.AuditRecord{Type: "policy.reload", Outcome: recorder.OutcomeSuccess,
+		Detail: map[string]string{"file": cfg.Path, "targets": fmt.Sprint(len(cfg.Targets)), "rules": fmt.Sprint(len(cfg.Rules))}})
+	return nil
 }

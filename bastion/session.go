@@ -101,10 +101,10 @@ func (s *Server) handleSession(sess ssh.Session) {
 		width, height, term = pty.Window.Width, pty.Window.Height, pty.Term
 	}
 	initialTarget := ""
-	if _, ok := s.cfg.Target(sess.User()); ok && sess.User() != id.User {
+	if _, ok := s.config().Target(sess.User()); ok && sess.User() != id.User {
 		initialTarget = sess.User()
 	} else if w, _ := splitFirstWord(sess.RawCommand()); w != "" {
-		if _, ok := s.cfg.Target(w); ok {
+		if _, ok := s.config().Target(w); ok {
 			initialTarget = w
 		}
 	}
@@ -121,8 +121,8 @@ func (s *Server) handleSession(sess ssh.Session) {
 			Target: initialTarget, Start: now, State: recorder.StateActive,
 			Width: width, Height: height, Term: term, Title: title,
 		},
-		FlushInterval: time.Duration(s.cfg.Recording.FlushInterval),
-		RecordInput:   s.cfg.Recording.Input,
+		FlushInterval: time.Duration(s.config().Recording.FlushInterval),
+		RecordInput:   s.config().Recording.Input,
 		Now:           s.now,
 		Logger:        s.log.With("session", sid),
 	})
@@ -136,7 +136,7 @@ func (s *Server) handleSession(sess ssh.Session) {
 		pty: pty, hasPty: hasPty, env: env, win: pty.Window, start: now,
 	}
 	st.touch()
-	terminate := s.cfg.Recording.OnFailure != "continue"
+	terminate := s.config().Recording.OnFailure != "continue"
 	failed := func() bool {
 		if !terminate {
 			return false
@@ -148,9 +148,9 @@ func (s *Server) handleSession(sess ssh.Session) {
 			return false
 		}
 	}
-	unmasked := s.cfg.Unmasked(id.Groups)
-	st.stdout = newOutput(sess, rec.Output, failed, st.touch, s.masker, unmasked)
-	st.stderr = newOutput(sess.Stderr(), rec.Output, failed, st.touch, s.masker, unmasked)
+	unmasked := s.config().Unmasked(id.Groups)
+	st.stdout = newOutput(sess, rec.Output, failed, st.touch, s.maskEngine(), unmasked)
+	st.stderr = newOutput(sess.Stderr(), rec.Output, failed, st.touch, s.maskEngine(), unmasked)
 	st.input = newInputPump(sess, activitySink{st})
 	if hasPty {
 		_, winCh, _ := sess.Pty()

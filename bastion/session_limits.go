@@ -21,7 +21,7 @@ func (st *session) touch() { st.lastActivity.Store(st.srv.now().UnixNano()) }
 // it runs on expires. Bytes in either direction count as activity, so a
 // `tail -f` the user is watching keeps its session.
 func (st *session) watchLimits(done <-chan struct{}) {
-	cfg := st.srv.cfg.Session
+	cfg := st.srv.config().Session
 	idle, maxDur := time.Duration(cfg.IdleTimeout), time.Duration(cfg.MaxDuration)
 	warnBefore := time.Minute
 	if idle > 0 && idle < 4*time.Minute {

@@ -104,7 +104,7 @@ func (st *session) runSQL(t policy.Target, command string) exitResult {
 	verdicts := map[string]policy.Decision{}
 	masked := map[string]mask.Counts{}
 	check := func(ctx context.Context, stmt string) error {
-		d := st.srv.cfg.DecideStatement(st.id.Groups, t.Name, stmt)
+		d := st.srv.config().DecideStatement(st.id.Groups, t.Name, stmt)
 		mu.Lock()
 		verdicts[stmt] = d
 		mu.Unlock()
@@ -126,7 +126,7 @@ func (st *session) runSQL(t policy.Target, command string) exitResult {
 		delete(verdicts, stmt)
 		delete(masked, stmt)
 		mu.Unlock()
-		shown, _ := st.srv.masker.MaskText(stmt)
+		shown, _ := st.srv.maskEngine().MaskText(stmt)
 		outcome, why := recorder.OutcomeSuccess, ""
 		if err != nil {
 			outcome, why = recorder.OutcomeFailure, err.Error()
@@ -155,8 +155,8 @@ func (st *session) runSQL(t policy.Target, command string) exitResult {
 			}
 			return w.Width, w.Height
 		},
-		Resized: resized, Interrupt: interrupt, Masker: st.srv.masker,
-		QueryTimeout: time.Duration(st.srv.cfg.Session.QueryTimeout), Format: format,
+		Resized: resized, Interrupt: interrupt, Masker: st.srv.maskEngine(),
+		QueryTimeout: time.Duration(st.srv.config().Session.QueryTimeout), Format: format,
 		Check: check, Statement: statement, Masked: onMasked, Now: st.srv.now,
 	}, command)
 	res := exitResult{code: code}

@@ -41,12 +41,18 @@ type Ops interface {
 	VerifyAudit(ctx context.Context) (int, error)
 }
 
-// RevokeHook, when set, is told of each revocation so the server can end
-// connections that are already open.
-type RevokeHook func(r recorder.Revocation)
+// Hooks let the running server act on what the socket is told.
+type Hooks struct {
+	// OnRevoke is told of each revocation, so the server can end the
+	// connections that are already open.
+	OnRevoke func(r recorder.Revocation)
+	// Reload re-reads the configuration and puts it in force, or says why
+	// not (the old policy then stays).
+	Reload func() error
+}
 
 // Handler serves Ops over HTTP.
-func Handler(ops Ops, log *slog.Logger, onRevoke RevokeHook) http.Handler {
+func Handler(ops Ops, log *slog.Logger, hooks Hooks) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /v1/sessions", func(w http.ResponseWriter, r *http.Request) {
 		f, err := filterFromQuery(r.URL.Query())
@@ -93,8 +99,8 @@ func Handler(ops Ops, log *slog.Logger, onRevoke RevokeHook) http.Handler {
 			return
 		}
 		err := ops.Revoke(r.Context(), rv)
-		if err == nil && onRevoke != nil {
-			onRevoke(rv)
+		if err == nil && hooks.OnRevoke != nil {
+			hooks.OnRevoke(rv)
 		}
 		writeJSON(w, struct{}{}, err)
 	})
@@ -113,6 +119,13 @@ func Handler(ops Ops, log *slog.Logger, onRevoke RevokeHook) http.Handler {
 	mux.HandleFunc("POST /v1/audit/verify", func(w http.ResponseWriter, r *http.Request) {
 		n, err := ops.VerifyAudit(r.Context())
 		writeJSON(w, n, err)
+	})
+	mux.HandleFunc("POST /v1/reload", func(w http.ResponseWriter, r *http.Request) {
+		if hooks.Reload == nil {
+			httpError(w, http.StatusNotImplemented, errors.New("this server cannot reload"))
+			return
+		}
+		writeJSON(w, struct{}{}, hooks.Reload())
 	})
 	mux.HandleFunc("POST /v1/audit", func(w http.ResponseWriter, r *http.Request) {
 		var rec recorder.AuditRecord
@@ -361,4 +374,9 @@ func (c *Client) VerifyAudit(ctx context.Context) (int, error) {
 	var n int
 	err := c.do(ctx, http.MethodPost, "/v1/audit/verify", struct{}{}, &n)
 	return n, err
+}
+
+// Reload asks the running server to re-read its configuration.
+func (c *Client) Reload(ctx context.Context) error {
+	return c.do(ctx, http.MethodPost, "/v1/reload", struct{}{}, nil)
 }

@@ -444,3 +444,33 @@ func TestSessionLimits(t *testing.T) {
 		}
 	})
 }
+
+func TestReloadPolicy(t *testing.T) {
+	w := newWorld(t, worldOpts{})
+	if res := w.client.Run(t, "web-1", "echo before"); res.ExitCode != 0 {
+		t.Fatalf("before reload: %+v", res)
+	}
+	orig, err := os.ReadFile(w.cfgPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	narrowed := strings.Replace(string(orig), `{ name: sre, groups: [sre], targets: ["web-*"] }`, `{ name: sre, groups: [sre], targets: ["web-ca"] }`, 1)
+	if narrowed == string(orig) {
+		t.Fatal("test config changed shape")
+	}
+	writeFile(t, w.cfgPath, narrowed)
+	if out, errOut, code := w.bastion("reload"); code != 0 || !strings.Contains(out, "reloaded") {
+		t.Fatalf("reload: exit %d %s %s", code, out, errOut)
+	}
+	if res := w.client.Run(t, "web-1", "echo after"); res.ExitCode == 0 || !strings.Contains(res.Stderr, "no target") {
+		t.Fatalf("web-1 after the reload took it away: %+v", res)
+	}
+	// A broken file is refused and the policy in force stays.
+	writeFile(t, w.cfgPath, narrowed+"\nbogus_key: 1\n")
+	if _, errOut, code := w.bastion("reload"); code == 0 || !strings.Contains(errOut, "bogus_key") {
+		t.Fatalf("reload of a broken file: exit %d %s", code, errOut)
+	}
+	if res := w.client.Run(t, "web-ca", "echo still"); res.ExitCode != 0 || res.Stdout != "still\n" {
+		t.Fatalf("after a refused reload: %+v", res)
+	}
+}

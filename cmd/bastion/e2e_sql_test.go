@@ -99,7 +99,9 @@ func TestSQLCancelWithCtrlC(t *testing.T) {
 	w := sqlWorld(t)
 	p := w.client.RunPTY(t, 100, 30, "-t", "pg")
 	p.Expect(t, `pg=>`, 15*time.Second)
-	p.Send("select pg_sleep(30);\r")
+	// pg_sleep is an admin statement here (it holds a backend); a long
+	// read is what gets cancelled.
+	p.Send("select count(*) from generate_series(1, 2000000000);\r")
 	time.Sleep(500 * time.Millisecond)
 	start := time.Now()
 	p.Send("\x03")

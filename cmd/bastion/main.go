@@ -56,6 +56,7 @@ func commands() []command {
 		{"revoke", "revoke certificates: revoke --user U | --serial N", runRevoke},
 		{"audit", "search the audit trail (--json); audit verify checks its hash chain", runAudit},
 		{"check-config", "validate a configuration file", runCheckConfig},
+		{"reload", "make the running server re-read its configuration (as SIGHUP does)", runReload},
 	}
 }
 

@@ -6,8 +6,10 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"time"
 
 	gossh "golang.org/x/crypto/ssh"
@@ -123,7 +125,34 @@ func serve(ctx context.Context, e *env, cfg *policy.Config, demo bool, grace tim
 	}
 	adminCtx, stopAdmin := context.WithCancel(context.Background())
 	adminDone := make(chan error, 1)
-	go func() { adminDone <- admin.Serve(adminCtx, adminLn, admin.Handler(store, e.log, srv.Revoked)) }()
+	reload := func() error {
+		if cfg.Path == "" {
+			return errors.New("the configuration has no file to re-read")
+		}
+		next, err := policy.Load(cfg.Path)
+		if err != nil {
+			e.log.Error("reload refused, the old policy stays in force", "file", cfg.Path, "err", err)
+			return fmt.Errorf("reload refused, the old policy stays in force: %w", err)
+		}
+		return srv.Reload(next)
+	}
+	go func() {
+		adminDone <- admin.Serve(adminCtx, adminLn, admin.Handler(store, e.log, admin.Hooks{OnRevoke: srv.Revoked, Reload: reload}))
+	}()
+	// SIGHUP re-reads the configuration, as daemons do.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	go func() {
+		for {
+			select {
+			case <-adminCtx.Done():
+				return
+			case <-hup:
+				_ = reload()
+			}
+		}
+	}()
 	defer func() {
 		stopAdmin()
 		<-adminDone

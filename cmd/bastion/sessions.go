@@ -13,6 +13,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/bastion-dev/bastion/bastion/admin"
 	"github.com/bastion-dev/bastion/policy"
 	"github.com/bastion-dev/bastion/recorder"
 )
@@ -259,4 +260,29 @@ func maskedSummary(m map[string]int64) string {
 		parts[i] = fmt.Sprintf("%s=%d", k, m[k])
 	}
 	return strings.Join(parts, ",")
+}
+
+// runReload asks the running server to re-read its configuration; a file
+// with errors is refused and the server keeps the policy it has.
+func runReload(ctx context.Context, e *env, args []string) error {
+	fs := newFlags(e, "reload", "reload [--config F]")
+	cfgPath := fs.String("config", "", "configuration file")
+	if _, err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	cfg, err := loadConfig(e, *cfgPath)
+	if err != nil {
+		return fmt.Errorf("%w\n(the running server keeps its policy)", err)
+	}
+	c, err := admin.Dial(filepath.Join(cfg.DataDir, admin.SocketName))
+	if err != nil {
+		return fmt.Errorf("no running bastion to reload: %w", err)
+	}
+	ctx, cancel := withTimeout(ctx)
+	defer cancel()
+	if err := c.Reload(ctx); err != nil {
+		return err
+	}
+	fmt.Fprintln(e.stdout, "policy reloaded")
+	return nil
 }
