@@ -3,6 +3,8 @@ package bastion
 import (
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"strings"
 	"sync"
@@ -47,6 +49,8 @@ type session struct {
 
 	ctx    context.Context // done when the connection ends, the recording failed (terminate mode), or end was called
 	cancel context.CancelFunc
+
+	initialTarget string
 
 	endMu     sync.Mutex
 	endReason string // why end was called; empty while the session runs its course
@@ -133,7 +137,7 @@ func (s *Server) handleSession(sess ssh.Session) {
 
 	st := &session{
 		srv: s, sess: sess, id: id, rec: rec, ctx: ctx, cancel: cancel,
-		pty: pty, hasPty: hasPty, env: env, win: pty.Window, start: now,
+		pty: pty, hasPty: hasPty, env: env, win: pty.Window, start: now, initialTarget: initialTarget,
 	}
 	st.touch()
 	terminate := s.config().Recording.OnFailure != "continue"
@@ -162,6 +166,7 @@ func (s *Server) handleSession(sess ssh.Session) {
 	go st.watchLimits(done)
 	s.track(st, true)
 	defer s.track(st, false)
+	st.auditStart()
 
 	if ssh.AgentRequested(sess) {
 		// The library accepts the request on its own; we never open an
@@ -308,6 +313,7 @@ func (st *session) finish(res exitResult) {
 	if err := st.rec.Close(ctx, &code, recorder.StateClosed, res.reason); err != nil {
 		st.srv.log.Error("recording close failed", "user", st.id.User, "err", err)
 	}
+	defer st.auditEnd(res, counts)
 	_ = st.sess.CloseWrite()
 	if res.signal != "" {
 		payload := gossh.Marshal(struct {
@@ -321,6 +327,43 @@ func (st *session) finish(res exitResult) {
 		return
 	}
 	_ = st.sess.Exit(code)
+}
+
+// auditStart and auditEnd put the session into the audit trail. The end
+// record carries the SHA-256 of the closed recording as the store returns
+// it, so that `bastion audit verify` can tell a recording changed after
+// the fact (the chain protects the digest, the digest the recording).
+func (st *session) auditStart() {
+	cmd, _ := st.srv.maskEngine().MaskText(st.sess.RawCommand())
+	st.srv.audit(recorder.AuditRecord{Type: "session.start", Outcome: recorder.OutcomeSuccess, User: st.id.User,
+		Serial: st.id.Serial, Client: st.sess.RemoteAddr().String(), KeyFingerprint: st.id.KeyFingerprint,
+		Session: st.rec.ID(), Target: st.initialTarget,
+		Detail: map[string]string{"login": st.sess.User(), "command": cmd, "pty": fmt.Sprint(st.hasPty)}})
+}
+
+func (st *session) auditEnd(res exitResult, counts map[string]int64) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	detail := map[string]string{"exit": fmt.Sprint(res.code)}
+	if res.signal != "" {
+		detail["signal"] = res.signal
+	}
+	for k, v := range counts {
+		detail["masked."+k] = fmt.Sprint(v)
+	}
+	h := sha256.New()
+	if err := st.srv.store.WriteRecording(ctx, st.rec.ID(), h); err != nil {
+		st.srv.log.Error("digest of the recording", "session", st.rec.ID(), "err", err)
+	} else {
+		detail[recorder.DetailRecordingDigest] = hex.EncodeToString(h.Sum(nil))
+	}
+	outcome := recorder.OutcomeSuccess
+	if res.reason != "" {
+		outcome = recorder.OutcomeFailure
+	}
+	m, _ := st.srv.store.Session(ctx, st.rec.ID())
+	st.srv.audit(recorder.AuditRecord{Type: "session.end", Outcome: outcome, Reason: res.reason, User: st.id.User,
+		Serial: st.id.Serial, Client: st.sess.RemoteAddr().String(), Session: st.rec.ID(), Target: m.Target, Detail: detail})
 }
 
 // flushOutput emits what the maskers hold once a source has ended.

@@ -158,6 +158,9 @@ func (st *session) runSQL(t policy.Target, command string) exitResult {
 		Resized: resized, Interrupt: interrupt, Masker: st.srv.maskEngine(),
 		QueryTimeout: time.Duration(st.srv.config().Session.QueryTimeout), Format: format,
 		Check: check, Statement: statement, Masked: onMasked, Now: st.srv.now,
+		// Defence in depth: what the classifier calls a read runs where
+		// the database itself refuses writes.
+		ReadOnly: func(stmt string) bool { return policy.ClassifyStatement(stmt) == policy.StatementRead },
 	}, command)
 	res := exitResult{code: code}
 	if code != 0 && errors.Is(st.ctx.Err(), context.Canceled) {

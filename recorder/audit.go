@@ -45,6 +45,11 @@ type AuditRecord struct {
 	Hash           string            `json:"hash"`
 }
 
+// DetailRecordingDigest is the Detail key of a session.end record that
+// holds the hex SHA-256 of the session's whole recording (WriteRecording's
+// output) when it closed; VerifyAudit checks it.
+const DetailRecordingDigest = "recording_sha256"
+
 // AuditFilter selects audit records; zero fields do not filter. Results
 // are newest first.
 type AuditFilter struct {
@@ -166,14 +171,40 @@ func (s *BoltStore) ListAudit(ctx context.Context, f AuditFilter) ([]AuditRecord
 // ErrAuditBroken reports a record whose chain hash does not match.
 var ErrAuditBroken = errors.New("audit trail does not verify")
 
-// VerifyAudit walks the whole trail in order and checks every link. It
-// returns the number of records checked, or an error wrapping
-// ErrAuditBroken that names the first record that does not match.
+// VerifyAudit walks the whole trail in order and checks every link, then
+// every closed recording against the digest its session.end record holds.
+// It returns the number of records checked, or an error wrapping
+// ErrAuditBroken that names the first record or recording that does not
+// match.
 func (s *BoltStore) VerifyAudit(ctx context.Context) (int, error) {
+	n, digests, err := s.verifyChain(ctx)
+	if err != nil {
+		return n, err
+	}
+	for _, d := range digests {
+		h := sha256.New()
+		if err := s.WriteRecording(ctx, d.session, h); err != nil {
+			return n, fmt.Errorf("recording of session %s (audit record %d): %v: %w", d.session, d.seq, err, ErrAuditBroken)
+		}
+		if got := hex.EncodeToString(h.Sum(nil)); got != d.digest {
+			return n, fmt.Errorf("recording of session %s does not match the digest in audit record %d: it changed after the session closed: %w",
+				d.session, d.seq, ErrAuditBroken)
+		}
+	}
+	return n, nil
+}
+
+type recordingDigest struct {
+	seq             uint64
+	session, digest string
+}
+
+func (s *BoltStore) verifyChain(ctx context.Context) (int, []recordingDigest, error) {
 	if err := s.enter(ctx); err != nil {
-		return 0, fmt.Errorf("verify audit trail: %w", err)
+		return 0, nil, fmt.Errorf("verify audit trail: %w", err)
 	}
 	defer s.mu.RUnlock()
+	var digests []recordingDigest
 	n := 0
 	err := s.db.View(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketAudit)
@@ -197,11 +228,14 @@ func (s *BoltStore) VerifyAudit(ctx context.Context) (int, error) {
 			if r.Prev != prev || r.Hash != h {
 				return fmt.Errorf("record %d (%s at %s): hash does not match: %w", r.Seq, r.Type, r.Time.Format(time.RFC3339Nano), ErrAuditBroken)
 			}
+			if d := r.Detail[DetailRecordingDigest]; d != "" && r.Session != "" {
+				digests = append(digests, recordingDigest{seq: r.Seq, session: r.Session, digest: d})
+			}
 			prev = r.Hash
 			wantSeq++
 			n++
 			return nil
 		})
 	})
-	return n, err
+	return n, digests, err
 }

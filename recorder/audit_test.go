@@ -2,6 +2,8 @@ package recorder
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"path/filepath"
 	"strings"
@@ -72,5 +74,48 @@ func TestAuditChainDetectsTampering(t *testing.T) {
 				t.Fatalf("verify after %s: %v (want mention of %q)", c.name, err, c.want)
 			}
 		})
+	}
+}
+
+func TestAuditVerifyChecksRecordingDigests(t *testing.T) {
+	ctx := context.Background()
+	st, err := OpenBolt(filepath.Join(t.TempDir(), "r.db"), BoltOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	start := time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC)
+	if err := st.CreateSession(ctx, SessionMeta{ID: "s1", User: "alice", Start: start, State: StateActive, Width: 80, Height: 24}); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.AppendChunk(ctx, "s1", []byte("[0.1,\"o\",\"hello\"]\n")); err != nil {
+		t.Fatal(err)
+	}
+	m, _ := st.Session(ctx, "s1")
+	m.State, m.End = StateClosed, start.Add(time.Second)
+	if err := st.UpdateSession(ctx, m); err != nil {
+		t.Fatal(err)
+	}
+	h := sha256.New()
+	if err := st.WriteRecording(ctx, "s1", h); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.AppendAudit(ctx, AuditRecord{Type: "session.end", Outcome: OutcomeSuccess, Session: "s1",
+		Detail: map[string]string{DetailRecordingDigest: hex.EncodeToString(h.Sum(nil))}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.VerifyAudit(ctx); err != nil {
+		t.Fatalf("untouched: %v", err)
+	}
+	// Replace the chunk with another recording of the same length.
+	err = st.db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketEvents).Bucket([]byte("s1"))
+		return b.Put(u64key(1), st.enc.EncodeAll([]byte("[0.1,\"o\",\"HELLO\"]\n"), nil))
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.VerifyAudit(ctx); !errors.Is(err, ErrAuditBroken) || !strings.Contains(err.Error(), "session s1") {
+		t.Fatalf("verify after the recording changed: %v", err)
 	}
 }

@@ -18,7 +18,9 @@
 //     Options.Interrupt and the QueryTimeout, any of which sends the
 //     engine's server-side cancel (PostgreSQL cancel request, MySQL KILL
 //     QUERY on a second connection, sqlite3_interrupt) and then waits for
-//     the statement to end with the server's error.
+//     the statement to end with the server's error. A statement
+//     Options.ReadOnly picks runs read-only on the server (a read-only
+//     transaction, or SQLite's query_only), ended before the next one.
 //  4. Each row's cells pass through mask.Engine.MaskCell, then the result
 //     is drawn (table, expanded, CSV, TSV) for the terminal's width at that
 //     moment; Options.Statement and Options.Masked are told for the audit.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 )
 
 // Column describes one column of a result.
@@ -35,8 +36,11 @@ type sink interface {
 // statement at a time on it; interrupt is the only method that may be called
 // from another goroutine while run runs.
 type engine interface {
-	// run sends one statement and streams its results to s.
-	run(ctx context.Context, stmt string, s sink) error
+	// run sends one statement and streams its results to s. With readOnly
+	// the database itself refuses writes by the statement (see
+	// Options.ReadOnly); whatever the engine wraps it in is ended (committed,
+	// or rolled back when the statement failed) before run returns.
+	run(ctx context.Context, stmt string, readOnly bool, s sink) error
 	// interrupt asks the server to stop the statement run is running, and
 	// returns once the request was delivered (or failed): after it returns,
 	// it can no longer hit a later statement.
@@ -61,6 +65,32 @@ type metaQuery struct {
 // errInterrupted is what run returns when interrupt stopped the statement
 // and the driver said so in its own way (SQLite's context cancellation).
 var errInterrupted = errors.New("canceling statement due to user request")
+
+// cleanupTimeout bounds the statements that end a read-only wrapper.
+const cleanupTimeout = 5 * time.Second
+
+// cleanupContext is for the statements that end a read-only wrapper: they
+// must go out even when ctx is cancelled, so that the wrapper does not leak
+// into the next statement, but not forever.
+func cleanupContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
+}
+
+// txControl reports whether stmt starts, ends or structures a transaction
+// (or, on MySQL, commits implicitly as its main effect): such a statement is
+// never put in a read-only wrapper, since it would end the wrapper or the
+// wrapper would end the user's transaction.
+func txControl(d Dialect, stmt string) bool {
+	switch firstWord(d, stmt) {
+	case "BEGIN", "START", "COMMIT", "END", "ROLLBACK", "ABORT", "SAVEPOINT", "RELEASE":
+		return true
+	case "PREPARE":
+		return nthWord(d, stmt, 1) == "TRANSACTION"
+	case "XA", "LOCK", "UNLOCK":
+		return d == MySQL
+	}
+	return false
+}
 
 // open connects to the target with the driver of its kind.
 func open(ctx context.Context, t Target) (engine, error) {

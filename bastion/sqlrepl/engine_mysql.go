@@ -69,8 +69,98 @@ func openMySQL(ctx context.Context, t Target) (*myEngine, error) {
 	return e, nil
 }
 
-func (e *myEngine) run(ctx context.Context, stmt string, s sink) error {
+// run wraps a read-only statement, outside a transaction of the user's, in
+// START TRANSACTION READ ONLY … COMMIT (ROLLBACK when it failed), with the
+// session's access mode set to READ ONLY meanwhile: a statement that
+// commits implicitly (DDL) ends the wrapper first, and then runs in a
+// transaction of its own that only the session mode keeps read-only. Inside
+// the user's transaction it runs as is: START TRANSACTION would commit the
+// user's work, and SET TRANSACTION cannot change a running transaction.
+func (e *myEngine) run(ctx context.Context, stmt string, readOnly bool, s sink) (err error) {
 	defer e.trackTx(ctx, stmt)
+	if !readOnly || !e.canWrap(ctx) {
+		return e.runStmt(ctx, stmt, s)
+	}
+	wasRO, err := e.sessionReadOnly(ctx)
+	if err != nil {
+		return err
+	}
+	if !wasRO {
+		if _, err := e.conn.ExecContext(ctx, "SET SESSION TRANSACTION READ ONLY"); err != nil {
+			return err
+		}
+		defer func() {
+			// Restored whatever ctx says: left on, it would refuse the
+			// user's later writes.
+			cctx, cancel := cleanupContext(ctx)
+			defer cancel()
+			if _, rerr := e.conn.ExecContext(cctx, "SET SESSION TRANSACTION READ WRITE"); rerr != nil && err == nil {
+				err = fmt.Errorf("restore the session's read-write mode: %w", rerr)
+			}
+		}()
+	}
+	if _, err := e.conn.ExecContext(ctx, "START TRANSACTION READ ONLY"); err != nil {
+		e.endWrapper(ctx, false)
+		return err
+	}
+	err = e.runStmt(ctx, stmt, s)
+	if cerr := e.endWrapper(ctx, err == nil); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// sessionReadOnly reads the session's default access mode
+// (transaction_read_only on MySQL 8 and MariaDB 11.1+, tx_read_only before).
+func (e *myEngine) sessionReadOnly(ctx context.Context) (bool, error) {
+	var v sql.NullInt64
+	err := e.conn.QueryRowContext(ctx, "SELECT @@session.transaction_read_only").Scan(&v)
+	if err != nil {
+		err = e.conn.QueryRowContext(ctx, "SELECT @@session.tx_read_only").Scan(&v)
+	}
+	if err != nil {
+		return false, fmt.Errorf("read the session's access mode: %w", err)
+	}
+	return v.Int64 != 0, nil
+}
+
+// canWrap reports whether no transaction of the user's is open. Without
+// @@in_transaction the tracker cannot see the implicit transaction of
+// autocommit=0, so the server's autocommit setting is asked then.
+func (e *myEngine) canWrap(ctx context.Context) bool {
+	if e.inTx {
+		return false
+	}
+	if e.hasVar {
+		return true
+	}
+	var ac sql.NullInt64
+	return e.conn.QueryRowContext(ctx, "SELECT @@autocommit").Scan(&ac) == nil && ac.Int64 == 1
+}
+
+// endWrapper ends the read-only transaction run opened: COMMIT when commit
+// (the statement succeeded), else, or when COMMIT failed, ROLLBACK. A
+// statement that committed implicitly has ended it already; COMMIT is then
+// a no-op.
+func (e *myEngine) endWrapper(ctx context.Context, commit bool) error {
+	cctx, cancel := cleanupContext(ctx)
+	defer cancel()
+	var err error
+	if commit {
+		if _, err = e.conn.ExecContext(cctx, "COMMIT"); err == nil {
+			return nil
+		}
+	}
+	if _, rerr := e.conn.ExecContext(cctx, "ROLLBACK"); err == nil {
+		err = rerr
+	}
+	if commit {
+		return err
+	}
+	return nil // the statement's error is what the user needs to see
+}
+
+func (e *myEngine) runStmt(ctx context.Context, stmt string, s sink) error {
 	rows, err := e.conn.QueryContext(ctx, stmt)
 	if err != nil {
 		return err

@@ -55,7 +55,50 @@ var pgNumeric = map[uint32]bool{
 	700: true, 701: true, 790: true, 1700: true, // float4 float8 money numeric
 }
 
-func (e *pgEngine) run(ctx context.Context, stmt string, s sink) error {
+// run wraps a read-only statement, outside a transaction of the user's, in
+// BEGIN READ ONLY … COMMIT (ROLLBACK when it failed). Inside the user's
+// transaction it runs as is: SET TRANSACTION READ ONLY there would stay in
+// force for the rest of the user's transaction.
+func (e *pgEngine) run(ctx context.Context, stmt string, readOnly bool, s sink) error {
+	if !readOnly || e.conn.TxStatus() != 'I' {
+		return e.runStmt(ctx, stmt, s)
+	}
+	if _, err := e.conn.Exec(ctx, "BEGIN READ ONLY").ReadAll(); err != nil {
+		e.endWrapper(ctx, false)
+		return err
+	}
+	err := e.runStmt(ctx, stmt, s)
+	if cerr := e.endWrapper(ctx, err == nil); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// endWrapper ends the read-only transaction run opened: COMMIT when commit
+// (the statement succeeded), else, or when COMMIT failed, ROLLBACK. Nothing
+// is sent when the statement itself left the transaction.
+func (e *pgEngine) endWrapper(ctx context.Context, commit bool) error {
+	if e.conn.IsClosed() || e.conn.TxStatus() == 'I' {
+		return nil
+	}
+	cctx, cancel := cleanupContext(ctx)
+	defer cancel()
+	var err error
+	if commit && e.conn.TxStatus() == 'T' {
+		if _, err = e.conn.Exec(cctx, "COMMIT").ReadAll(); err == nil || e.conn.TxStatus() == 'I' {
+			return err
+		}
+	}
+	if _, rerr := e.conn.Exec(cctx, "ROLLBACK").ReadAll(); err == nil {
+		err = rerr
+	}
+	if commit {
+		return err
+	}
+	return nil // the statement's error is what the user needs to see
+}
+
+func (e *pgEngine) runStmt(ctx context.Context, stmt string, s sink) error {
 	mrr := e.conn.Exec(ctx, stmt)
 	var sinkErr error
 	for mrr.NextResult() {

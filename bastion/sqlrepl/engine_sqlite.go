@@ -54,7 +54,36 @@ func openSQLite(ctx context.Context, t Target) (*liteEngine, error) {
 	return &liteEngine{db: db, conn: conn}, nil
 }
 
-func (e *liteEngine) run(ctx context.Context, stmt string, s sink) error {
+// run sets PRAGMA query_only for a read-only statement and clears it
+// afterwards, unless it was on already (the user's own setting is kept).
+// The pragma works inside a transaction too, so the user's transaction
+// needs no exception here.
+func (e *liteEngine) run(ctx context.Context, stmt string, readOnly bool, s sink) (err error) {
+	if readOnly {
+		var on bool
+		if err := e.conn.QueryRowContext(ctx, "PRAGMA query_only").Scan(&on); err != nil {
+			return err
+		}
+		if !on {
+			if _, err := e.conn.ExecContext(ctx, "PRAGMA query_only = ON"); err != nil {
+				return err
+			}
+			defer func() {
+				// Cleared whatever ctx says: left on, it would refuse the
+				// user's later writes.
+				cctx, cancel := cleanupContext(ctx)
+				defer cancel()
+				if _, cerr := e.conn.ExecContext(cctx, "PRAGMA query_only = OFF"); cerr != nil && err == nil {
+					err = fmt.Errorf("clear query_only after the statement: %w", cerr)
+				}
+			}()
+		}
+	}
+	return e.runInterruptible(ctx, stmt, s)
+}
+
+// runInterruptible runs stmt under a context that interrupt cancels.
+func (e *liteEngine) runInterruptible(ctx context.Context, stmt string, s sink) error {
 	qctx, cancel := context.WithCancel(ctx)
 	e.mu.Lock()
 	e.cancel, e.intr = cancel, false

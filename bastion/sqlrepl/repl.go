@@ -76,6 +76,31 @@ type Options struct {
 	// meta-commands (\dt, \d, \l) included: nil runs it, an error refuses
 	// it (printed; the run's status becomes 1).
 	Check func(ctx context.Context, stmt string) error
+	// ReadOnly, when set, is asked of every statement that Check let
+	// through (meta-commands' included). When it returns true, the statement
+	// runs so that the database itself refuses a write the caller's
+	// classifier missed:
+	//   - PostgreSQL: BEGIN READ ONLY, the statement, then COMMIT, or
+	//     ROLLBACK when it failed;
+	//   - MySQL/MariaDB: START TRANSACTION READ ONLY, the statement, then
+	//     COMMIT or ROLLBACK likewise, with the session's access mode set to
+	//     READ ONLY meanwhile (SET SESSION TRANSACTION), since DDL commits
+	//     the wrapper implicitly and runs in a transaction of its own;
+	//   - SQLite: PRAGMA query_only = ON for the statement, OFF again after
+	//     (left alone when it was already on).
+	// The wrapper is always ended before the next statement, cancelled or
+	// failed ones included, and the connection stays usable; the server's
+	// own read-only error is what the user sees for a refused write.
+	//
+	// The guarantee covers statements outside a transaction the user opened.
+	// Inside one, on PostgreSQL and MySQL, the statement runs as is (the
+	// caller's verdict alone decided): a transaction cannot be made read-only
+	// for one statement and read-write again, and on MySQL a nested START
+	// TRANSACTION would commit the user's work. SQLite's pragma applies
+	// inside a transaction too. Transaction control (BEGIN, START, COMMIT,
+	// END, ROLLBACK, ABORT, SAVEPOINT, RELEASE, PREPARE TRANSACTION; on
+	// MySQL also XA, LOCK, UNLOCK) is never wrapped: ReadOnly is not asked.
+	ReadOnly func(stmt string) bool
 	// Statement is told of every statement after it ran or was refused,
 	// for the audit trail: rows is the rows returned, or affected when it
 	// returned none (-1 when unknown).
@@ -536,7 +561,8 @@ func (e timeoutError) Error() string {
 // the server's error, and the connection stays usable.
 func (r *repl) execute(ctx context.Context, stmt string, s *resultSink) error {
 	done := make(chan error, 1)
-	go func() { done <- r.eng.run(ctx, stmt, s) }()
+	ro := r.o.ReadOnly != nil && !txControl(r.d, stmt) && r.o.ReadOnly(stmt)
+	go func() { done <- r.eng.run(ctx, stmt, ro, s) }()
 
 	var timeout <-chan time.Time
 	if r.o.QueryTimeout > 0 {

@@ -271,7 +271,109 @@ func testEngineBehaviour(t *testing.T, e testEngine) {
 		}
 	})
 
+	t.Run("read-only", func(t *testing.T) { testReadOnly(t, e) })
+
 	t.Run("interactive", func(t *testing.T) { testInteractive(t, e) })
+}
+
+// testReadOnly checks Options.ReadOnly: the database itself refuses what
+// a classifier would have let through.
+func testReadOnly(t *testing.T, e testEngine) {
+	setup := "CREATE TABLE ro_probe (id INT); CREATE SEQUENCE ro_seq;"
+	roErr := map[string]string{
+		"postgres": "in a read-only transaction (SQLSTATE 25006)",
+		"mariadb":  "ERROR 1792 (25006): Cannot execute statement in a READ ONLY transaction",
+		"sqlite":   "attempt to write a readonly database",
+	}[e.name]
+	// A write hidden in a SELECT, where the engine has one.
+	sneaky := map[string]string{
+		"postgres": "SELECT nextval('ro_seq');",
+		"mariadb":  "SELECT NEXTVAL(ro_seq);",
+		"sqlite":   "WITH x AS (SELECT 1) INSERT INTO ro_probe SELECT * FROM x;",
+	}[e.name]
+	if e.name == "sqlite" {
+		setup = "CREATE TABLE ro_probe (id INT);"
+	}
+	if _, errs, st := run(t, Options{Target: e.target}, setup); st != 0 {
+		t.Fatalf("setup: status %d: %s", st, errs)
+	}
+	all := func(string) bool { return true }
+	count := func(t *testing.T, want string) {
+		t.Helper()
+		out, errs, st := run(t, Options{Target: e.target, Format: "csv"}, "SELECT count(*) AS n FROM ro_probe;")
+		if st != 0 || out != "n\n"+want+"\n" {
+			t.Errorf("ro_probe count: status %d, stderr %q, output %q; want %s rows", st, errs, out, want)
+		}
+	}
+	for _, tc := range []struct {
+		name     string
+		readOnly func(string) bool
+		command  string
+		status   int
+		stdout   string // in the CSV output
+		stderr   string
+		rows     string // in ro_probe afterwards
+	}{
+		{name: "select runs", readOnly: all, command: "SELECT 1 AS one;", stdout: "one\n1\n", rows: "0"},
+		{name: "insert refused", readOnly: all, command: "INSERT INTO ro_probe VALUES (1);", status: 1, stderr: roErr, rows: "0"},
+		{name: "write in a select refused", readOnly: all, command: sneaky, status: 1, stderr: roErr, rows: "0"},
+		{name: "ddl refused", readOnly: all, command: "CREATE TABLE ro_ddl (a INT);", status: 1, stderr: roErr, rows: "0"},
+		{name: "meta-command runs", readOnly: all, command: "\\dt", stdout: "ro_probe", rows: "0"},
+		{name: "user transaction", readOnly: all, command: "BEGIN; SELECT count(*) AS n FROM ro_probe; COMMIT;", stdout: "n\n0\n", rows: "0"},
+		{name: "nil: insert runs", command: "INSERT INTO ro_probe VALUES (1);", rows: "1"},
+		{name: "false: insert runs", readOnly: func(string) bool { return false }, command: "INSERT INTO ro_probe VALUES (2);", rows: "2"},
+		{name: "nil: user transaction", command: "BEGIN; INSERT INTO ro_probe VALUES (3); COMMIT;", rows: "3"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			out, errs, st := run(t, Options{Target: e.target, Format: "csv", ReadOnly: tc.readOnly}, tc.command)
+			if st != tc.status || !strings.Contains(out, tc.stdout) || !strings.Contains(errs, tc.stderr) {
+				t.Errorf("status %d (want %d), stdout %q (want %q in it), stderr %q (want %q in it)", st, tc.status, out, tc.stdout, errs, tc.stderr)
+			}
+			count(t, tc.rows)
+		})
+	}
+
+	// Inside the user's own transaction the statement runs as is on
+	// PostgreSQL and MySQL (documented); SQLite's pragma still applies.
+	t.Run("write inside a user transaction", func(t *testing.T) {
+		_, errs, st := run(t, Options{Target: e.target, ReadOnly: all}, "BEGIN; INSERT INTO ro_probe VALUES (9); ROLLBACK;")
+		if e.name == "sqlite" {
+			if st != 1 || !strings.Contains(errs, roErr) {
+				t.Errorf("status %d, stderr %q; want %q", st, errs, roErr)
+			}
+		} else if st != 0 {
+			t.Errorf("status %d, stderr %q", st, errs)
+		}
+		count(t, "3")
+	})
+
+	// On one connection: a refused write, a cancelled statement, then a
+	// write let through; the wrapper never outlives its statement.
+	t.Run("connection stays usable", func(t *testing.T) {
+		o := Options{Target: e.target, ReadOnly: func(stmt string) bool { return !strings.Contains(stmt, "rw_ok") }}
+		tm := startTerm(t, o)
+		name := e.target.Name
+		tm.expect(t, name+"=> ", 10*time.Second)
+		tm.send(t, "INSERT INTO ro_probe VALUES (10);\r")
+		tm.expect(t, roErr, 5*time.Second)
+		tm.expect(t, name+"=> ", 5*time.Second)
+		tm.send(t, e.sleep+"\r")
+		time.Sleep(300 * time.Millisecond)
+		tm.send(t, "\x03")
+		tm.expect(t, "Cancel request sent", 3*time.Second)
+		tm.expect(t, name+"=> ", 5*time.Second)
+		tm.send(t, "INSERT INTO ro_probe VALUES (11) -- rw_ok\r;\r")
+		tm.expect(t, name+"=> ", 5*time.Second)
+		tm.send(t, "SELECT count(*) AS total FROM ro_probe;\r")
+		tm.expect(t, "total", 5*time.Second)
+		tm.expect(t, "4", 5*time.Second)
+		tm.expect(t, name+"=> ", 5*time.Second)
+		if strings.Contains(tm.out.String(), name+"*=> ") || strings.Contains(tm.out.String(), name+"!=> ") {
+			t.Errorf("a transaction showed in the prompt:\n%s", tm.out.String())
+		}
+		tm.send(t, "\\q\r")
+	})
+	count(t, "4")
 }
 
 // fakeTerm drives an interactive REPL through a pipe, as the SSH channel would.

@@ -137,11 +137,34 @@ func TestOnHostCommandsOnStoppedStore(t *testing.T) {
 	for _, r := range recs {
 		types = append(types, r.Type)
 	}
-	if got := strings.Join(types, " "); got != "server.stop cert.issued server.start" {
+	if got := strings.Join(types, " "); got != "server.stop session.end session.start cert.issued server.start" {
 		t.Fatalf("audit trail types (newest first) %q", got)
 	}
-	if n, err := st.VerifyAudit(context.Background()); err != nil || n != 3 {
+	if recs[1].Detail[recorder.DetailRecordingDigest] == "" || recs[1].Session != id {
+		t.Fatalf("session.end without the recording's digest: %+v", recs[1])
+	}
+	if n, err := st.VerifyAudit(context.Background()); err != nil || n != 5 {
 		t.Fatalf("verify: %d %v", n, err)
+	}
+	_ = st.Close()
+
+	// One byte flipped inside the store file: verify names the record.
+	path := filepath.Join(w.cfg.DataDir, storeFile)
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	i := bytes.Index(raw, []byte(`"type":"session.start"`))
+	if i < 0 {
+		t.Fatal("session.start record not found in the file")
+	}
+	raw[i+len(`"type":"session.st`)] ^= 0x02 // "start" -> "stcrt": still valid JSON, no longer the record that was hashed
+	if err := os.WriteFile(path, raw, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out, errOut, code = w.bastion("audit", "verify")
+	if code == 0 || !strings.Contains(errOut, "record 3") {
+		t.Fatalf("verify after a flipped byte: exit %d %s %s", code, out, errOut)
 	}
 }
 
