@@ -12,6 +12,7 @@ import (
 	gossh "golang.org/x/crypto/ssh"
 
 	"github.com/bastion-dev/bastion/keys"
+	"github.com/bastion-dev/bastion/recorder"
 )
 
 const (
@@ -61,6 +62,9 @@ func (s *Server) serverConfig(_ ssh.Context) *gossh.ServerConfig {
 			mu.Lock()
 			err := heldBack
 			mu.Unlock()
+			if err != nil {
+				s.auditAuthFailure(meta, keys.ReasonNotCertificate, err)
+			}
 			if err == nil {
 				err = &keys.Refusal{Reason: "no-password-auth",
 					Message: "this bastion accepts only SSH certificates; passwords are never accepted; get a certificate with `ssh login@" + s.hostName + "` or ask an admin for `bastion keys sign`",
@@ -117,6 +121,19 @@ func (s *Server) logRefusal(meta gossh.ConnMetadata, err error) {
 	}
 	s.log.Warn("authentication refused", "login", meta.User(), "client", addrString(meta.RemoteAddr()),
 		"reason", reason, "err", err)
+	if reason == keys.ReasonNotCertificate {
+		// OpenSSH offers the plain key before its certificate on every
+		// login: that offer is not a failed login (the keyboard-interactive
+		// fallback audits it when no certificate follows).
+		return
+	}
+	s.auditAuthFailure(meta, reason, err)
+}
+
+// auditAuthFailure records a failed authentication (PCI DSS 10.2.1.4).
+func (s *Server) auditAuthFailure(meta gossh.ConnMetadata, reason string, err error) {
+	s.audit(recorder.AuditRecord{Type: "auth.failure", Outcome: recorder.OutcomeFailure, Reason: reason,
+		Client: addrString(meta.RemoteAddr()), Detail: map[string]string{"login": meta.User(), "error": err.Error()}})
 }
 
 func (s *Server) banner(err error) error {

@@ -440,6 +440,14 @@ func TestRefusals(t *testing.T) {
 			t.Fatalf("revoked certificate: %+v", res)
 		}
 	})
+	t.Run("failures are in the audit trail", func(t *testing.T) {
+		out, errOut, code := w.bastion("audit", "--type", "auth.failure", "--json")
+		for _, reason := range []string{"unknown-authority", "expired", "revoked", "not-certificate"} {
+			if code != 0 || !strings.Contains(out, `"reason":"`+reason+`"`) {
+				t.Errorf("no auth.failure with reason %s: %s %s", reason, out, errOut)
+			}
+		}
+	})
 	t.Run("ttl above max_ttl", func(t *testing.T) {
 		_, errOut, code := w.bastion("keys", "sign", "--user", "alice", "--ttl", "48h", w.userKey+".pub")
 		if code == 0 || !strings.Contains(errOut, "max") {
