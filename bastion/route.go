@@ -27,6 +27,10 @@ var builtinHelp = []struct{ word, help string }{
 // name or the first word of the command names a target; a built-in word runs
 // that; otherwise the menu with a PTY, the target list without.
 func (st *session) route() exitResult {
+	if motd := st.srv.config().Motd; motd != "" && st.hasPty && st.sess.RawCommand() == "" {
+		// Like sshd, only interactive logins see the message of the day.
+		fmt.Fprintf(st.stdout, "%s%s", strings.ReplaceAll(strings.TrimRight(motd, "\n"), "\n", "\r\n"), "\r\n")
+	}
 	if login := st.sess.User(); st.loginIsTarget() {
 		return st.runTarget(login, strings.TrimLeft(st.sess.RawCommand(), " \t"))
 	}

@@ -87,7 +87,10 @@ type Config struct {
 	// Listen is the SSH listen address, host:port (":2222"). Required.
 	Listen string `yaml:"listen"`
 	// DataDir holds bastion.db and the CA and host keys. Required.
-	DataDir      string       `yaml:"data_dir"`
+	DataDir string `yaml:"data_dir"`
+	// Motd is a short message of the day shown at the start of interactive
+	// sessions (a legal notice, a maintenance window).
+	Motd         string       `yaml:"motd,omitempty"`
 	Certificates Certificates `yaml:"certificates"`
 	OIDC         OIDC         `yaml:"oidc,omitempty"`
 	Session      Session      `yaml:"session"`

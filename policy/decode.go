@@ -408,6 +408,7 @@ func (d *decoder) config(root *yaml.Node, c *Config) {
 	d.mapping(root, "", "a mapping of settings like listen: \":2222\"", map[string]field{
 		"listen":   d.text(&c.Listen),
 		"data_dir": d.text(&c.DataDir),
+		"motd":     d.text(&c.Motd),
 		"certificates": func(n *yaml.Node, p string) {
 			d.mapping(n, p, "a mapping like { ttl: 8h, max_ttl: 24h }", map[string]field{
 				"ttl":     d.duration(&c.Certificates.TTL),

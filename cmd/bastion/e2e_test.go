@@ -530,8 +530,9 @@ func TestTargetListAndAccess(t *testing.T) {
 }
 
 func TestMenuWithPTY(t *testing.T) {
-	w := newWorld(t, worldOpts{})
+	w := newWorld(t, worldOpts{extra: "motd: \"Authorised use only.\"\n"})
 	p := w.client.RunPTY(t, 80, 24)
+	p.Expect(t, `Authorised use only\.`, 10*time.Second)
 	p.Expect(t, `web-1`, 10*time.Second)
 	p.Expect(t, `target> `, 5*time.Second)
 	p.Send("web-1\r")
