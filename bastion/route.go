@@ -1,9 +1,11 @@
 package bastion
 
 import (
+	"encoding/json"
 	"fmt"
 
 	"github.com/bastion-dev/bastion/policy"
+	"github.com/bastion-dev/bastion/recorder"
 	"io"
 	"sort"
 	"strings"
@@ -18,6 +20,7 @@ var builtinHelp = []struct{ word, help string }{
 	{"whoami", "who your certificate says you are"},
 	{"targets", "the targets you may reach"},
 	{"help", "this text"},
+	{"sessions", "recorded sessions, newest first (auditors; --json)"},
 	{"approvals", "pending approval requests you may decide (--json)"},
 	{"approve", "approve ID [comment]: grant a request"},
 	{"deny", "deny ID --reason TEXT: refuse a request"},
@@ -51,6 +54,8 @@ func (st *session) route() exitResult {
 	case "help":
 		st.help(st.stdout)
 		return exitResult{}
+	case "sessions":
+		return st.builtinSessions(rest)
 	case "approvals":
 		return st.builtinApprovals(rest)
 	case "approve":
@@ -195,4 +200,32 @@ func (st *session) loginIsTarget() bool {
 	}
 	_, ok := st.srv.config().Target(login)
 	return ok
+}
+
+// builtinSessions lists recorded sessions for auditors. Looking is itself
+// audited (PCI DSS 10.2.1.3: access to audit trails).
+func (st *session) builtinSessions(args string) exitResult {
+	if !st.srv.config().IsAuditor(st.id.Groups) {
+		st.errorf("only auditors may list sessions")
+		return exitResult{code: 1, reason: "not an auditor"}
+	}
+	list, err := st.srv.store.ListSessions(st.ctx, recorder.SessionFilter{Limit: 200})
+	if err != nil {
+		return st.internalError("list sessions", err)
+	}
+	st.srv.audit(recorder.AuditRecord{Type: "audit.read", Outcome: recorder.OutcomeSuccess, User: st.id.User,
+		Serial: st.id.Serial, Session: st.rec.ID(), Detail: map[string]string{"what": "sessions", "via": "ssh"}})
+	if strings.TrimSpace(args) == "--json" {
+		enc := json.NewEncoder(st.stdout)
+		for _, m := range list {
+			if err := enc.Encode(m); err != nil {
+				return st.internalError("encode", err)
+			}
+		}
+		return exitResult{}
+	}
+	if err := recorder.WriteSessionTable(newlineWriter{w: st.stdout, nl: st.newline()}, list); err != nil {
+		return st.internalError("write table", err)
+	}
+	return exitResult{}
 }

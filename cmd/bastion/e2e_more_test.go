@@ -497,3 +497,21 @@ func TestReloadPolicy(t *testing.T) {
 		t.Fatalf("after a refused reload: %+v", res)
 	}
 }
+
+func TestSessionsOverSSHForAuditors(t *testing.T) {
+	w := newWorld(t, worldOpts{roles: "  - { name: auditor, groups: [audit], audit: true }\n"})
+	if res := w.client.Run(t, "web-1", "echo audited"); res.ExitCode != 0 {
+		t.Fatal(res)
+	}
+	if res := w.client.Run(t, "sessions"); res.ExitCode == 0 || !strings.Contains(res.Stderr, "only auditors") {
+		t.Fatalf("non-auditor listed sessions: %+v", res)
+	}
+	key, _ := testharness.KeyPair(t, t.TempDir(), "ed25519")
+	w.sign("eve", "audit", "1h", key)
+	cl := *w.client
+	cl.KeyFile, cl.CertFile = key, key+"-cert.pub"
+	res := cl.Run(t, "sessions")
+	if res.ExitCode != 0 || !strings.Contains(res.Stdout, "web-1") || !strings.Contains(res.Stdout, "MASKED") {
+		t.Fatalf("auditor's sessions: %+v", res)
+	}
+}

@@ -8,9 +8,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"sort"
-	"strings"
-	"text/tabwriter"
 	"time"
 
 	"github.com/bastion-dev/bastion/bastion/admin"
@@ -58,24 +55,7 @@ func runSessions(ctx context.Context, e *env, args []string) error {
 		}
 		return nil
 	}
-	tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tSTART\tDURATION\tUSER\tTARGET\tSTATE\tEXIT\tMASKED\tCLIENT")
-	for _, m := range list {
-		dur, exit := "-", "-"
-		if !m.End.IsZero() {
-			dur = m.End.Sub(m.Start).Round(time.Second).String()
-		}
-		if m.ExitStatus != nil {
-			exit = fmt.Sprint(*m.ExitStatus)
-		}
-		target := m.Target
-		if target == "" {
-			target = "-"
-		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", m.ID, m.Start.Local().Format("2006-01-02 15:04:05"),
-			dur, m.User, target, m.State, exit, maskedSummary(m.Masked), m.ClientAddr)
-	}
-	return tw.Flush()
+	return recorder.WriteSessionTable(e.stdout, list)
 }
 
 // parseRange reads the --since and --until flags of a listing.
@@ -243,23 +223,6 @@ func runCheckConfig(_ context.Context, e *env, args []string) error {
 	}
 	fmt.Fprintf(e.stdout, "%s: ok (%d targets, %d roles, %d rules)\n", path, len(cfg.Targets), len(cfg.Roles), len(cfg.Rules))
 	return nil
-}
-
-// maskedSummary is the masked-values column: "pan=2,cvv=1", or "-".
-func maskedSummary(m map[string]int64) string {
-	if len(m) == 0 {
-		return "-"
-	}
-	names := make([]string, 0, len(m))
-	for k := range m {
-		names = append(names, k)
-	}
-	sort.Strings(names)
-	parts := make([]string, len(names))
-	for i, k := range names {
-		parts[i] = fmt.Sprintf("%s=%d", k, m[k])
-	}
-	return strings.Join(parts, ",")
 }
 
 // runReload asks the running server to re-read its configuration; a file
