@@ -55,9 +55,12 @@ type Options struct {
 	// HTTPClient reaches the identity provider; nil means a default with timeouts.
 	HTTPClient *http.Client
 	TargetCA   gossh.Signer // signs one-minute certificates for targets with auth: ca; may be nil
-	Store      recorder.Store
-	Logger     *slog.Logger
-	Now        func() time.Time // nil means time.Now
+	// AuditKey signs the head of the audit chain at intervals and at
+	// shutdown (Checkpoint); nil signs nothing.
+	AuditKey gossh.Signer
+	Store    recorder.Store
+	Logger   *slog.Logger
+	Now      func() time.Time // nil means time.Now
 	// HostName is how users reach the bastion, used in messages ("ssh -p 2222 127.0.0.1").
 	HostName string
 }
@@ -66,16 +69,22 @@ type Options struct {
 type Server struct {
 	// current is the policy in force and the masker built from it; Reload
 	// swaps both at once, and every decision reads them afresh.
-	current   atomic.Pointer[policyState]
-	store     recorder.Store
-	log       *slog.Logger
-	now       func() time.Time
-	verifier  *keys.Verifier
-	targetCA  gossh.Signer
-	hostName  string
-	login     *loginState // nil when OIDC login is not configured
-	masker    *mask.Engine
-	approvals *broker
+	current  atomic.Pointer[policyState]
+	store    recorder.Store
+	log      *slog.Logger
+	now      func() time.Time
+	verifier *keys.Verifier
+	targetCA gossh.Signer
+	hostName string
+	login    *loginState // nil when OIDC login is not configured
+	auditKey gossh.Signer
+	// The checkpoint goroutine (signing the audit chain's head) runs from
+	// New until Shutdown or Close, which stop it once.
+	stopCheckpoints context.CancelFunc
+	checkpointsDone chan struct{}
+	stopOnce        sync.Once
+	masker          *mask.Engine
+	approvals       *broker
 
 	ssh  *ssh.Server
 	ptys ptyRegistry
@@ -96,6 +105,7 @@ func New(opt Options) (*Server, error) {
 		return nil, errors.New("bastion.New: Config, HostSigners, UserCA and Store are required")
 	}
 	s := &Server{
+		auditKey: opt.AuditKey,
 		store:    opt.Store,
 		log:      opt.Logger,
 		now:      opt.Now,
@@ -182,7 +192,19 @@ func New(opt Options) (*Server, error) {
 		},
 	}
 	s.ssh = srv
+	cctx, cancel := context.WithCancel(context.Background())
+	s.stopCheckpoints, s.checkpointsDone = cancel, make(chan struct{})
+	go func() { defer close(s.checkpointsDone); s.runCheckpoints(cctx) }()
 	return s, nil
+}
+
+// stopBackground stops the checkpoint goroutine, which signs the head one
+// last time.
+func (s *Server) stopBackground() {
+	s.stopOnce.Do(func() {
+		s.stopCheckpoints()
+		<-s.checkpointsDone
+	})
 }
 
 // Serve accepts connections on ln until Shutdown or Close.
@@ -205,6 +227,8 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 	done := make(chan struct{})
 	go func() { s.sessions.Wait(); close(done) }()
+	// Sign the head last, after the sessions' final records.
+	defer s.stopBackground()
 	select {
 	case <-done:
 	case <-time.After(10 * time.Second):
@@ -217,7 +241,11 @@ func (s *Server) Shutdown(ctx context.Context) error {
 }
 
 // Close closes every listener and connection at once.
-func (s *Server) Close() error { return s.ssh.Close() }
+func (s *Server) Close() error {
+	err := s.ssh.Close()
+	s.stopBackground()
+	return err
+}
 
 // chain applies wish middlewares, outermost (and safest) first.
 func chain(h ssh.Handler, outermostFirst ...wish.Middleware) ssh.Handler {

@@ -23,11 +23,12 @@ const (
 	hostKeyFile  = "host_key"
 	hostCAFile   = "host_ca"
 	targetCAFile = "target_ca"
+	auditKeyFile = "audit_key"
 )
 
 // authorities are the bastion's keys, created on first use.
 type authorities struct {
-	userCA, hostKey, hostCA, targetCA gossh.Signer
+	userCA, hostKey, hostCA, targetCA, auditKey gossh.Signer
 }
 
 // openDataDir creates data_dir (0700) if needed and returns a rooted handle:
@@ -49,7 +50,7 @@ func loadAuthorities(root *os.Root) (*authorities, error) {
 	for _, k := range []struct {
 		name string
 		dst  *gossh.Signer
-	}{{userCAFile, &a.userCA}, {hostKeyFile, &a.hostKey}, {hostCAFile, &a.hostCA}, {targetCAFile, &a.targetCA}} {
+	}{{userCAFile, &a.userCA}, {hostKeyFile, &a.hostKey}, {hostCAFile, &a.hostCA}, {targetCAFile, &a.targetCA}, {auditKeyFile, &a.auditKey}} {
 		s, err := keys.LoadOrCreateSigner(root, k.name)
 		if err != nil {
 			return nil, err

@@ -134,19 +134,28 @@ func TestOnHostCommandsOnStoppedStore(t *testing.T) {
 		t.Fatal(err)
 	}
 	var types []string
+	var end recorder.AuditRecord
 	for _, r := range recs {
 		types = append(types, r.Type)
+		if r.Type == "session.end" {
+			end = r
+		}
 	}
-	if got := strings.Join(types, " "); got != "server.stop session.end session.start cert.issued server.start" {
+	// Checkpoints sign the head at shutdown: after the sessions' records,
+	// and again after server.stop.
+	if got := strings.Join(types, " "); got != "audit.checkpoint server.stop audit.checkpoint session.end session.start cert.issued server.start" {
 		t.Fatalf("audit trail types (newest first) %q", got)
 	}
-	if recs[1].Detail[recorder.DetailRecordingDigest] == "" || recs[1].Session != id {
-		t.Fatalf("session.end without the recording's digest: %+v", recs[1])
+	if end.Detail[recorder.DetailRecordingDigest] == "" || end.Session != id {
+		t.Fatalf("session.end without the recording's digest: %+v", end)
 	}
-	if n, err := st.VerifyAudit(context.Background()); err != nil || n != 5 {
+	if n, err := st.VerifyAudit(context.Background()); err != nil || n != 7 {
 		t.Fatalf("verify: %d %v", n, err)
 	}
 	_ = st.Close()
+	if out, errOut, code := w.bastion("audit", "verify"); code != 0 || !strings.Contains(out, "2 signed checkpoints") {
+		t.Fatalf("audit verify: exit %d %s %s", code, out, errOut)
+	}
 
 	// One byte flipped inside the store file: verify names the record.
 	path := filepath.Join(w.cfg.DataDir, storeFile)

@@ -109,6 +109,7 @@ func serve(ctx context.Context, e *env, cfg *policy.Config, demo bool, grace tim
 		HostSigners:      []gossh.Signer{auth.hostKey, certSigner},
 		UserCA:           auth.userCA,
 		TargetCA:         auth.targetCA,
+		AuditKey:         auth.auditKey,
 		Store:            store,
 		Logger:           e.log,
 		HostName:         hostName,
@@ -168,7 +169,15 @@ func serve(ctx context.Context, e *env, cfg *policy.Config, demo bool, grace tim
 		}
 	}
 	audit("server.start")
-	defer audit("server.stop")
+	defer func() {
+		audit("server.stop")
+		// The last record gets a signed checkpoint too.
+		cctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := srv.Checkpoint(cctx); err != nil {
+			e.log.Error("audit checkpoint", "err", err)
+		}
+	}()
 	e.log.Info("bastion listening", "addr", ln.Addr().String(), "data_dir", cfg.DataDir, "targets", len(cfg.Targets))
 	if demo {
 		printDemoHelp(e, cfg, hostName, port)
