@@ -109,6 +109,12 @@ func TestOnHostCommandsOnStoppedStore(t *testing.T) {
 	if got := w.sessions(t, "--user", "bob"); len(got) != 0 {
 		t.Fatalf("--user bob: %+v", got)
 	}
+	if got := w.sessions(t, "--grep", "recorded-li"); len(got) != 1 || got[0].ID != id {
+		t.Fatalf("--grep recorded-li: %+v", got)
+	}
+	if got := w.sessions(t, "--grep", "never printed"); len(got) != 0 {
+		t.Fatalf("--grep of text nobody printed: %+v", got)
+	}
 	out, errOut, code := w.bastion("replay", id, "--speed", "1000")
 	if code != 0 || !strings.Contains(out, "recorded-line") {
 		t.Fatalf("replay: exit %d %q %s", code, out, errOut)

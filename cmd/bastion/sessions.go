@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/bastion-dev/bastion/bastion/admin"
@@ -24,6 +25,7 @@ func runSessions(ctx context.Context, e *env, args []string) error {
 	until := fs.String("until", "", "only sessions started before T (RFC 3339, or a duration ago)")
 	limit := fs.Int("limit", 0, "at most N sessions (newest first)")
 	asJSON := fs.Bool("json", false, "one JSON object per line")
+	grep := fs.String("grep", "", "only sessions whose (masked) output contains TEXT")
 	pos, err := parseFlags(fs, args)
 	if err != nil {
 		return err
@@ -32,6 +34,9 @@ func runSessions(ctx context.Context, e *env, args []string) error {
 		return usagef("unexpected argument %q", pos[0])
 	}
 	f := recorder.SessionFilter{User: *user, Target: *target, Limit: *limit}
+	if *grep != "" {
+		f.Limit = 0 // the limit applies to the matches
+	}
 	if f.Since, f.Until, err = parseRange(*since, *until, time.Now()); err != nil {
 		return err
 	}
@@ -45,6 +50,11 @@ func runSessions(ctx context.Context, e *env, args []string) error {
 	list, err := ops.ListSessions(ctx, f)
 	if err != nil {
 		return err
+	}
+	if *grep != "" {
+		if list, err = grepSessions(ctx, ops, list, *grep, *limit); err != nil {
+			return err
+		}
 	}
 	if *asJSON {
 		enc := json.NewEncoder(e.stdout)
@@ -248,4 +258,58 @@ func runReload(ctx context.Context, e *env, args []string) error {
 	}
 	fmt.Fprintln(e.stdout, "policy reloaded")
 	return nil
+}
+
+// grepSessions keeps the sessions whose recorded output contains text. The
+// recordings are masked, so a search for a card number finds nothing: that
+// is the point.
+func grepSessions(ctx context.Context, ops admin.Ops, list []recorder.SessionMeta, text string, limit int) ([]recorder.SessionMeta, error) {
+	var out []recorder.SessionMeta
+	for _, m := range list {
+		pr, pw := io.Pipe()
+		go func() { pw.CloseWithError(ops.WriteRecording(ctx, m.ID, pw)) }()
+		found, err := outputContains(pr, text)
+		_ = pr.Close()
+		if err != nil {
+			return nil, fmt.Errorf("search session %s: %w", m.ID, err)
+		}
+		if found {
+			out = append(out, m)
+			if limit > 0 && len(out) >= limit {
+				break
+			}
+		}
+	}
+	return out, nil
+}
+
+// outputContains reports whether the "o" events of an asciicast stream
+// contain text, also across event boundaries.
+func outputContains(r io.Reader, text string) (bool, error) {
+	dec := recorder.NewDecoder(r)
+	if _, err := dec.Header(); err != nil {
+		return false, err
+	}
+	var tail string // the end of the previous event, for matches that span two
+	for {
+		ev, err := dec.Next()
+		if errors.Is(err, io.EOF) {
+			return false, nil
+		}
+		if err != nil {
+			return false, err
+		}
+		if ev.Type != recorder.EventOutput {
+			continue
+		}
+		hay := tail + ev.Data
+		if strings.Contains(hay, text) {
+			return true, nil
+		}
+		if k := len(text) - 1; k > 0 && len(hay) > k {
+			tail = hay[len(hay)-k:]
+		} else {
+			tail = hay
+		}
+	}
 }
