@@ -182,6 +182,9 @@ func (s *BoltStore) VerifyAudit(ctx context.Context) (int, error) {
 		return n, err
 	}
 	for _, d := range digests {
+		if d.pruned {
+			continue // removed after its retention, as the trail says
+		}
 		h := sha256.New()
 		if err := s.WriteRecording(ctx, d.session, h); err != nil {
 			return n, fmt.Errorf("recording of session %s (audit record %d): %v: %w", d.session, d.seq, err, ErrAuditBroken)
@@ -197,6 +200,7 @@ func (s *BoltStore) VerifyAudit(ctx context.Context) (int, error) {
 type recordingDigest struct {
 	seq             uint64
 	session, digest string
+	pruned          bool // a later session.pruned record says it was removed
 }
 
 func (s *BoltStore) verifyChain(ctx context.Context) (int, []recordingDigest, error) {
@@ -230,6 +234,13 @@ func (s *BoltStore) verifyChain(ctx context.Context) (int, []recordingDigest, er
 			}
 			if d := r.Detail[DetailRecordingDigest]; d != "" && r.Session != "" {
 				digests = append(digests, recordingDigest{seq: r.Seq, session: r.Session, digest: d})
+			}
+			if r.Type == "session.pruned" {
+				for i := range digests {
+					if digests[i].session == r.Session {
+						digests[i].pruned = true
+					}
+				}
 			}
 			prev = r.Hash
 			wantSeq++

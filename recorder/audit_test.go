@@ -119,3 +119,49 @@ func TestAuditVerifyChecksRecordingDigests(t *testing.T) {
 		t.Fatalf("verify after the recording changed: %v", err)
 	}
 }
+
+func TestPruneKeepsTheChainAndYoungSessions(t *testing.T) {
+	ctx := context.Background()
+	st, err := OpenBolt(filepath.Join(t.TempDir(), "p.db"), BoltOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	now := time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC)
+	for i, age := range []time.Duration{500 * 24 * time.Hour, 10 * 24 * time.Hour} {
+		id := []string{"old", "young"}[i]
+		start := now.Add(-age)
+		if err := st.CreateSession(ctx, SessionMeta{ID: id, User: "alice", Start: start, State: StateActive, Width: 80, Height: 24}); err != nil {
+			t.Fatal(err)
+		}
+		if err := st.AppendChunk(ctx, id, []byte("[0.1,\"o\",\"x\"]\n")); err != nil {
+			t.Fatal(err)
+		}
+		m, _ := st.Session(ctx, id)
+		m.State, m.End = StateClosed, start.Add(time.Minute)
+		if err := st.UpdateSession(ctx, m); err != nil {
+			t.Fatal(err)
+		}
+		h := sha256.New()
+		if err := st.WriteRecording(ctx, id, h); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := st.AppendAudit(ctx, AuditRecord{Type: "session.end", Outcome: OutcomeSuccess, Session: id,
+			Detail: map[string]string{DetailRecordingDigest: hex.EncodeToString(h.Sum(nil))}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ids, err := st.Prune(ctx, now.Add(-400*24*time.Hour))
+	if err != nil || len(ids) != 1 || ids[0] != "old" {
+		t.Fatalf("pruned %v %v", ids, err)
+	}
+	if _, err := st.Session(ctx, "old"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("old session still there: %v", err)
+	}
+	if _, err := st.Session(ctx, "young"); err != nil {
+		t.Fatalf("young session pruned: %v", err)
+	}
+	if n, err := st.VerifyAudit(ctx); err != nil || n != 3 {
+		t.Fatalf("verify after prune: %d %v", n, err)
+	}
+}

@@ -161,6 +161,9 @@ type Store interface {
 	Approval(ctx context.Context, id uint64) (ApprovalRecord, error)
 	// ListApprovals returns every approval request, newest first.
 	ListApprovals(ctx context.Context) ([]ApprovalRecord, error)
+	// Prune removes sessions that ended before cutoff, recording each
+	// removal in the audit trail first, and returns their ids.
+	Prune(ctx context.Context, cutoff time.Time) ([]string, error)
 	// Close releases the store.
 	Close() error
 }

@@ -39,6 +39,7 @@ type Ops interface {
 	AppendAudit(ctx context.Context, r recorder.AuditRecord) (recorder.AuditRecord, error)
 	ListAudit(ctx context.Context, f recorder.AuditFilter) ([]recorder.AuditRecord, error)
 	VerifyAudit(ctx context.Context) (int, error)
+	Prune(ctx context.Context, cutoff time.Time) ([]string, error)
 }
 
 // Hooks let the running server act on what the socket is told.
@@ -119,6 +120,17 @@ func Handler(ops Ops, log *slog.Logger, hooks Hooks) http.Handler {
 	mux.HandleFunc("POST /v1/audit/verify", func(w http.ResponseWriter, r *http.Request) {
 		n, err := ops.VerifyAudit(r.Context())
 		writeJSON(w, n, err)
+	})
+	mux.HandleFunc("POST /v1/prune", func(w http.ResponseWriter, r *http.Request) {
+		var req struct {
+			Cutoff time.Time `json:"cutoff"`
+		}
+		if err := json.NewDecoder(r.Body).Decode(&req); err != nil || req.Cutoff.IsZero() {
+			httpError(w, http.StatusBadRequest, fmt.Errorf("prune: want {\"cutoff\": time}: %v", err))
+			return
+		}
+		ids, err := ops.Prune(r.Context(), req.Cutoff)
+		writeJSON(w, ids, err)
 	})
 	mux.HandleFunc("POST /v1/reload", func(w http.ResponseWriter, r *http.Request) {
 		if hooks.Reload == nil {
@@ -379,4 +391,13 @@ func (c *Client) VerifyAudit(ctx context.Context) (int, error) {
 // Reload asks the running server to re-read its configuration.
 func (c *Client) Reload(ctx context.Context) error {
 	return c.do(ctx, http.MethodPost, "/v1/reload", struct{}{}, nil)
+}
+
+// Prune implements Ops.
+func (c *Client) Prune(ctx context.Context, cutoff time.Time) ([]string, error) {
+	var ids []string
+	err := c.do(ctx, http.MethodPost, "/v1/prune", struct {
+		Cutoff time.Time `json:"cutoff"`
+	}{cutoff}, &ids)
+	return ids, err
 }

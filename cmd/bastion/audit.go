@@ -136,3 +136,32 @@ func dash(s string) string {
 	}
 	return s
 }
+
+// runPrune removes what recording.retention allows to go, and only that:
+// the cutoff comes from the configuration (at least 365 days, which policy
+// enforces at load), never from a flag.
+func runPrune(ctx context.Context, e *env, args []string) error {
+	fs := newFlags(e, "prune", "prune [--config F]")
+	cfgPath := fs.String("config", "", "configuration file")
+	if _, err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	cfg, err := loadConfig(e, *cfgPath)
+	if err != nil {
+		return err
+	}
+	ops, closeOps, err := openOps(cfg)
+	if err != nil {
+		return err
+	}
+	defer closeOps()
+	ctx, cancel := withTimeout(ctx)
+	defer cancel()
+	retention := time.Duration(cfg.Recording.Retention)
+	ids, err := ops.Prune(ctx, time.Now().Add(-retention))
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(e.stdout, "pruned %d session(s) that ended more than %s ago\n", len(ids), cfg.Recording.Retention)
+	return nil
+}

@@ -115,6 +115,10 @@ func TestOnHostCommandsOnStoppedStore(t *testing.T) {
 	if got := w.sessions(t, "--grep", "never printed"); len(got) != 0 {
 		t.Fatalf("--grep of text nobody printed: %+v", got)
 	}
+	// Nothing is older than the retention: prune removes nothing.
+	if out, errOut, code := w.bastion("prune"); code != 0 || !strings.Contains(out, "pruned 0 session(s)") {
+		t.Fatalf("prune: exit %d %s %s", code, out, errOut)
+	}
 	out, errOut, code := w.bastion("replay", id, "--speed", "1000")
 	if code != 0 || !strings.Contains(out, "recorded-line") {
 		t.Fatalf("replay: exit %d %q %s", code, out, errOut)

@@ -55,6 +55,7 @@ func commands() []command {
 		{"export", "write a recording as an asciicast v2 file: export ID -o FILE", runExport},
 		{"revoke", "revoke certificates: revoke --user U | --serial N", runRevoke},
 		{"audit", "search the audit trail (--json); audit verify checks its hash chain", runAudit},
+		{"prune", "remove sessions older than recording.retention (recorded in the audit trail)", runPrune},
 		{"check-config", "validate a configuration file", runCheckConfig},
 		{"reload", "make the running server re-read its configuration (as SIGHUP does)", runReload},
 	}
