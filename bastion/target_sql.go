@@ -158,6 +158,7 @@ func (st *session) runSQL(t policy.Target, command string) exitResult {
 		Resized: resized, Interrupt: interrupt, Masker: st.srv.maskEngine(),
 		QueryTimeout: time.Duration(st.srv.config().Session.QueryTimeout), Format: format,
 		Check: check, Statement: statement, Masked: onMasked, Now: st.srv.now,
+		Slash: st.slashCommand,
 		// Defence in depth: what the classifier calls a read runs where
 		// the database itself refuses writes.
 		ReadOnly: func(stmt string) bool { return policy.ClassifyStatement(stmt) == policy.StatementRead },
@@ -167,4 +168,32 @@ func (st *session) runSQL(t policy.Target, command string) exitResult {
 		res.reason = "session ended"
 	}
 	return res
+}
+
+// slashCommand runs the bastion's in-session commands inside the SQL REPL:
+// /approvals lists the requests this user may decide, /grant ID [comment]
+// and /deny ID reason decide one, /help lists them.
+func (st *session) slashCommand(_ context.Context, line string) bool {
+	word, rest := splitFirstWord(line)
+	switch word {
+	case "/approvals":
+		st.builtinApprovals(rest)
+	case "/grant":
+		st.builtinDecide(rest, true)
+	case "/deny":
+		id, reason := splitFirstWord(rest)
+		st.builtinDecide(id+" --reason "+strconvQuote(reason), false)
+	case "/help":
+		fmt.Fprintf(st.stdout, "/approvals  pending requests you may decide%s/grant ID [comment]  grant one%s/deny ID reason  refuse one%s",
+			st.newline(), st.newline(), st.newline())
+	default:
+		return false
+	}
+	return true
+}
+
+// strconvQuote quotes a reason for splitReason (single quotes, as a shell
+// would), so that a reason with spaces stays one word.
+func strconvQuote(s string) string {
+	return "'" + strings.ReplaceAll(s, "'", "") + "'"
 }

@@ -108,6 +108,11 @@ type Options struct {
 	// Masked, when set, is told per statement how many values each
 	// detector (and "column") masked, for the audit trail.
 	Masked func(stmt string, counts mask.Counts)
+	// Slash, when set, is offered every line that starts with '/' outside
+	// a statement (the bastion's in-session commands: /approvals, /grant,
+	// /deny). It writes its own output and returns true when it handled
+	// the line; false lets the line through as SQL.
+	Slash func(ctx context.Context, line string) bool
 	// Now is the clock for timing; nil means time.Now.
 	Now func() time.Time
 }
@@ -368,6 +373,16 @@ func (r *repl) prompt(buf string) string {
 // outside quotes and comments starts a meta-command that takes the rest of
 // the line; the SQL before it is handled first, as psql does.
 func (r *repl) feed(ctx context.Context, buf *string, line string) bool {
+	if *buf == "" && r.o.Slash != nil && strings.HasPrefix(strings.TrimSpace(line), "/") {
+		// A bastion command (/approvals, /grant ...), not SQL: flush what
+		// the REPL has written so far, so the output stays in order.
+		if !r.flush() {
+			return false
+		}
+		if r.o.Slash(ctx, strings.TrimSpace(line)) {
+			return true
+		}
+	}
 	text := *buf + line + "\n"
 	res := scan(r.d, text)
 	meta := ""

@@ -2,11 +2,13 @@ package main
 
 import (
 	"encoding/json"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/bastion-dev/bastion/bastion/sqlrepl"
 	"github.com/bastion-dev/bastion/internal/testharness"
 	"github.com/bastion-dev/bastion/recorder"
 )
@@ -163,3 +165,43 @@ func TestApprovalNeedsDistinctApprovers(t *testing.T) {
 }
 
 func itoa(n uint64) string { return strconv.FormatUint(n, 10) }
+
+func TestApprovalFromInsideTheREPL(t *testing.T) {
+	lite := filepath.Join(t.TempDir(), "lite.db")
+	if err := sqlrepl.WriteDemoDB(lite); err != nil {
+		t.Fatal(err)
+	}
+	w := newWorld(t, worldOpts{
+		extraTargets: "  - { name: lite, kind: sqlite, path: " + strconv.Quote(lite) + " }\n",
+		roles: `  - { name: dev, groups: [dev], targets: ["lite"] }
+  - { name: approver, groups: [approver], targets: ["lite"], approve: ["lite"] }
+`,
+		extra: `rules:
+  - { name: writes-need-approval, targets: ["lite"], roles: [dev], statements: [write], action: approve }
+approvals: { ttl: 1m, required: 1 }
+`,
+	})
+	dev := w.userClient(t, "dave", "dev")
+	bob := w.userClient(t, "bob", "approver")
+	done := make(chan testharness.Result, 1)
+	go func() { done <- dev.Run(t, "lite", "--reason", "'refund 1'", "delete from payments where id = 1;") }()
+	req := pendingID(t, bob)
+
+	p := bob.RunPTY(t, 120, 30, "-t", "lite")
+	p.Expect(t, `lite=>`, 10*time.Second)
+	p.Send("/approvals\r")
+	p.Expect(t, `dave`, 5*time.Second)
+	p.Send("/grant " + itoa(req.ID) + " fine\r")
+	p.Expect(t, `granted`, 5*time.Second)
+	p.Send("\\q\r")
+	if _, err := p.Wait(10 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+	res := <-done
+	if res.ExitCode != 0 || !strings.Contains(res.Stderr, "granted by bob (fine)") {
+		t.Fatalf("requester after the in-REPL grant: %+v", res)
+	}
+	if res := bob.Run(t, "lite", "select count(*) from payments where id = 1;"); !strings.Contains(res.Stdout, "0") {
+		t.Fatalf("the granted delete did not run: %+v", res)
+	}
+}
