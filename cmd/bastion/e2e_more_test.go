@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"os"
 	"os/exec"
@@ -532,5 +533,35 @@ func TestSessionsOverSSHForAuditors(t *testing.T) {
 	res := cl.Run(t, "sessions")
 	if res.ExitCode != 0 || !strings.Contains(res.Stdout, "web-1") || !strings.Contains(res.Stdout, "MASKED") {
 		t.Fatalf("auditor's sessions: %+v", res)
+	}
+}
+
+func TestFirstStartRecordsKeyCreation(t *testing.T) {
+	dir := t.TempDir()
+	port := testharness.FreePort(t)
+	cfgPath := filepath.Join(dir, "bastion.yaml")
+	writeFile(t, cfgPath, fmt.Sprintf("listen: \"127.0.0.1:%d\"\ndata_dir: %q\n", port, filepath.Join(dir, "data")))
+	cfg, err := loadConfig(&env{getenv: func(string) string { return "" }}, cfgPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- serve(ctx, &env{stdout: io.Discard, stderr: io.Discard, getenv: os.Getenv, log: slog.New(slog.DiscardHandler)}, cfg, false, time.Second)
+	}()
+	waitPort(t, port, done)
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	st, err := recorder.OpenBolt(filepath.Join(dir, "data", storeFile), recorder.BoltOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	recs, err := st.ListAudit(context.Background(), recorder.AuditFilter{Type: "key.created"})
+	if err != nil || len(recs) != 5 {
+		t.Fatalf("key.created records: %d %v", len(recs), err)
 	}
 }

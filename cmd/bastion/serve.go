@@ -67,6 +67,12 @@ func serve(ctx context.Context, e *env, cfg *policy.Config, demo bool, grace tim
 		return err
 	}
 	defer root.Close()
+	var created []string // keys made on this start: changes to credentials, for the trail
+	for _, name := range []string{userCAFile, hostKeyFile, hostCAFile, targetCAFile, auditKeyFile} {
+		if _, err := root.Stat(name); errors.Is(err, os.ErrNotExist) {
+			created = append(created, name)
+		}
+	}
 	auth, err := loadAuthorities(root)
 	if err != nil {
 		return err
@@ -169,6 +175,14 @@ func serve(ctx context.Context, e *env, cfg *policy.Config, demo bool, grace tim
 		}
 	}
 	audit("server.start")
+	for _, name := range created {
+		signer := map[string]gossh.Signer{userCAFile: auth.userCA, hostKeyFile: auth.hostKey, hostCAFile: auth.hostCA,
+			targetCAFile: auth.targetCA, auditKeyFile: auth.auditKey}[name]
+		if _, err := store.AppendAudit(context.Background(), recorder.AuditRecord{Type: "key.created", Outcome: recorder.OutcomeSuccess,
+			KeyFingerprint: gossh.FingerprintSHA256(signer.PublicKey()), Detail: map[string]string{"key": name}}); err != nil {
+			e.log.Error("audit", "type", "key.created", "err", err)
+		}
+	}
 	defer func() {
 		audit("server.stop")
 		// The last record gets a signed checkpoint too.
