@@ -206,7 +206,13 @@ func (st *session) proxySSH(t policy.Target, command string) exitResult {
 		case sig := <-sigs:
 			_ = ts.Signal(gossh.Signal(sig))
 		case err := <-waitErr:
-			return targetExit(err)
+			res := targetExit(err)
+			if res.reason != "" {
+				// The target went away without an exit status: say so,
+				// or the client's 255 looks like ssh failing on its own.
+				st.errorf("the connection to %s was lost (%s)", t.Name, res.reason)
+			}
+			return res
 		case <-st.ctx.Done():
 			// The client's connection ended, or the recording failed.
 			_ = ts.Close()

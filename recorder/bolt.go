@@ -112,6 +112,9 @@ func OpenBolt(path string, opts BoltOptions) (*BoltStore, error) {
 	if timeout <= 0 {
 		timeout = DefaultOpenTimeout
 	}
+	if err := checkStoreFile(path); err != nil {
+		return nil, err
+	}
 	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: timeout, ReadOnly: opts.ReadOnly})
 	if errors.Is(err, bolterrors.ErrTimeout) {
 		// The store lives in data_dir, next to the server's admin socket.
