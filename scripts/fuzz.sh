@@ -31,10 +31,16 @@ while IFS=$'\t' read -r dir name; do
 		# machine and reports "context deadline exceeded" without a failing
 		# input. That says nothing about our code: try that target once more.
 		if grep -q 'context deadline exceeded' "$log" && ! grep -q 'Failing input written' "$log"; then
-			echo "fuzz: $name: fuzzer timed out stopping (no failing input); retrying once"
-			if ! "$go" test -run '^$' -fuzz "^${name}\$" -fuzztime "$fuzztime" "$dir" </dev/null; then
-				failed+=("$dir $name")
-			fi
+			ok=no
+			for retry in 1 2 3; do
+				echo "fuzz: $name: fuzzer timed out stopping (no failing input); retry $retry of 3"
+				if "$go" test -run '^$' -fuzz "^${name}\$" -fuzztime "$fuzztime" "$dir" </dev/null 2>&1 | tee "$log"; then
+					ok=yes
+					break
+				fi
+				grep -q 'context deadline exceeded' "$log" && ! grep -q 'Failing input written' "$log" || break
+			done
+			[ "$ok" = yes ] || failed+=("$dir $name")
 		else
 			failed+=("$dir $name")
 		fi
