@@ -56,7 +56,7 @@ fuzz:
 # docs/PERFORMANCE.md.
 bench:
 	$(GO) test -run '^$$' -bench . -benchtime 2s ./policy/mask/ ./recorder/
-	$(GO) test -run '^$$' -bench . -benchtime 3x -timeout 30m ./bench/...
+	$(GO) test -run '^$$' -bench . -benchtime 3x -timeout 60m ./bench/...
 
 # Remove build output.
 clean:

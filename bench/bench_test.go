@@ -19,8 +19,6 @@ var (
 		"bytes per streamed command: an integer with an optional K, M or G suffix (binary) (env BENCH_BYTES)")
 	sourceFlag = flag.String("bench.source", envOr("BENCH_SOURCE", "zero,urandom"),
 		"comma-separated sources to stream: zero (/dev/zero), urandom (/dev/urandom) (env BENCH_SOURCE)")
-	onFailureFlag = flag.String("bench.on-failure", envOr("BENCH_ON_FAILURE", "terminate"),
-		"the bastion's recording.on_failure: terminate, or continue to let sessions outlive a failed recording (env BENCH_ON_FAILURE)")
 )
 
 func envOr(key, def string) string {
@@ -71,18 +69,6 @@ func benchBytes(b *testing.B) int64 {
 		b.Fatalf("BENCH_BYTES / -bench.bytes: %v", err)
 	}
 	return n
-}
-
-// onFailure is the bastion's recording.on_failure for the benchmarks.
-func onFailure(b *testing.B) string {
-	b.Helper()
-	switch v := *onFailureFlag; v {
-	case "terminate", "continue":
-		return v
-	default:
-		b.Fatalf("BENCH_ON_FAILURE / -bench.on-failure: %q: want terminate or continue", v)
-		return ""
-	}
 }
 
 func benchSources(b *testing.B) []source {
@@ -181,33 +167,17 @@ func (w *world) benchStream(b *testing.B, n int64, c *testharness.SSHClient, via
 	if len(list) != runs {
 		b.Fatalf("%d sessions recorded since the first run, want %d: %+v", len(list), runs, list)
 	}
-	// With on_failure: continue a session outlives its recording; count
-	// those instead of failing on them, so that the forwarding is measured.
-	lenient := onFailure(b) == "continue"
 	var errs []error
-	incomplete := 0
 	for _, m := range list {
-		if m.Error != "" && lenient {
-			if incomplete == 0 {
-				b.Logf("session %s: %s", m.ID, m.Error)
-			}
-			incomplete++
-		} else if m.Error != "" {
-			errs = append(errs, fmt.Errorf("session %s: %s", m.ID, m.Error))
-		}
-		if m.State != recorder.StateClosed || m.BytesOut != n || m.ExitStatus == nil || *m.ExitStatus != 0 {
-			errs = append(errs, fmt.Errorf("session %s: state %s, bytes_out %d (want %d), exit %v",
-				m.ID, m.State, m.BytesOut, n, m.ExitStatus))
+		if m.State != recorder.StateClosed || m.BytesOut != n || m.ExitStatus == nil || *m.ExitStatus != 0 || m.Error != "" {
+			errs = append(errs, fmt.Errorf("session %s: state %s, bytes_out %d (want %d), exit %v, error %q",
+				m.ID, m.State, m.BytesOut, n, m.ExitStatus, m.Error))
 		}
 	}
 	if err := errors.Join(errs...); err != nil {
 		b.Fatal(err)
 	}
-	if lenient {
-		b.ReportMetric(float64(incomplete)/float64(runs), "rec-failed/op")
-	}
-	b.Logf("%d sessions of %d bytes each, %d with an incomplete recording; bastion.db %d -> %d bytes",
-		runs, n, incomplete, dbBefore, w.dbSize())
+	b.Logf("%d sessions of %d bytes each, all recorded; bastion.db %d -> %d bytes", runs, n, dbBefore, w.dbSize())
 }
 
 // BenchmarkSessionSetup times `ssh ... true`: TCP connect, key exchange,

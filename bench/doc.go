@@ -3,8 +3,8 @@
 //
 // Each benchmark builds the real bastion binary, starts it as a child
 // process (`bastion serve --config ...`) in front of a real OpenSSH sshd from
-// internal/testharness, and drives it with the real OpenSSH `ssh` client. Every
-// figure is measured twice in the same run: through the bastion, and with
+// internal/testharness, and drives it with the real OpenSSH `ssh` client. Each
+// end-to-end figure is measured twice in the same run: through the bastion, and with
 // plain `ssh` straight to the same sshd, so that the two can be compared.
 //
 //   - BenchmarkThroughput streams `head -c N /dev/zero` (and /dev/urandom)
@@ -12,6 +12,8 @@
 //     exactly N bytes.
 //   - BenchmarkSessionSetup runs `true`: the latency of TCP connect, key
 //     exchange, login and exec, end to end.
+//   - BenchmarkRecording runs the recorder alone, in process, on the same
+//     data: the most output per second one session's recording sustains.
 //
 // Knobs (environment, or the flags after -args):
 //
