@@ -31,6 +31,11 @@ func (s *Stream) idleRun(p []byte, i int) int {
 	e := s.e
 	start, vis := i, i
 	for {
+		if e.block && !s.line {
+			if i = s.blockRun(p, i); i == len(p) {
+				break
+			}
+		}
 		if i = e.skip(p, i, s.line); i == len(p) {
 			break
 		}

@@ -43,21 +43,33 @@ var lower = func() (t [256]byte) {
 	return t
 }()
 
-// kwTails holds the last three bytes of every keyword, last byte in the
-// low bits (as keywordIn reads them back from the history).
-var kwTails = func() (t []uint32) {
-	for _, w := range append(append([]string{}, cvvWords...), expWords...) {
-		n := len(w)
-		t = append(t, uint32(w[n-1])|uint32(w[n-2])<<8|uint32(w[n-3])<<16)
+// kwEntry is one keyword as the history is matched against it.
+type kwEntry struct {
+	tail uint16 // the two bytes before the last: the third last low
+	word string
+	cvv  bool // a cvv keyword, else an expiry one
+}
+
+// kwIndex holds the keywords by last byte. kwTail and keywordIn run for
+// every chain after a keyword-like byte, so they look only at the two or
+// three keywords sharing a last letter, not at all of them.
+var kwIndex = func() (t [256][]kwEntry) {
+	add := func(words []string, cvv bool) {
+		for _, w := range words {
+			n := len(w)
+			t[w[n-1]] = append(t[w[n-1]], kwEntry{uint16(w[n-3]) | uint16(w[n-2])<<8, w, cvv})
+		}
 	}
+	add(cvvWords, true)
+	add(expWords, false)
 	return t
 }()
 
 // kwTail reports whether some keyword ends with the bytes a, b, c (any case).
 func kwTail(a, b, c byte) bool {
-	t := uint32(lower[c]) | uint32(lower[b])<<8 | uint32(lower[a])<<16
-	for _, x := range kwTails {
-		if x == t {
+	x := uint16(lower[a]) | uint16(lower[b])<<8
+	for _, w := range kwIndex[lower[c]] {
+		if w.tail == x {
 			return true
 		}
 	}
@@ -87,17 +99,14 @@ func keywordIn(h []byte) (cvv, exp bool) {
 	if k+3 > n {
 		return false, false
 	}
-	if !kwTail(h[n-3-k], h[n-2-k], h[n-1-k]) {
-		return false, false
-	}
-	for _, w := range cvvWords {
-		if wordBack(h, w, k) {
-			cvv = true
-		}
-	}
-	for _, w := range expWords {
-		if wordBack(h, w, k) {
-			exp = true
+	x := uint16(lower[h[n-3-k]]) | uint16(lower[h[n-2-k]])<<8
+	for _, w := range kwIndex[lower[h[n-1-k]]] {
+		if w.tail == x && wordBack(h, w.word, k) {
+			if w.cvv {
+				cvv = true
+			} else {
+				exp = true
+			}
 		}
 	}
 	return cvv, exp

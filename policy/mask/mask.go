@@ -92,6 +92,11 @@ type Engine struct {
 	// (plainChain): a digit detector is on and no custom rule's match can
 	// start with a digit.
 	fastChain bool
+	// block: streams put blockRun in front of idleRun; simd: its classifier
+	// runs on vectors (vec). cls holds each byte's block classes.
+	block, simd bool
+	cls         [256]byte
+	vec         simdTables
 }
 
 // New compiles o. It fails on an unknown detector, a custom rule with no
@@ -183,6 +188,7 @@ func New(o Options) (*Engine, error) {
 			e.fastChain = false
 		}
 	}
+	e.initBlock()
 	return e, nil
 }
 

@@ -1,0 +1,302 @@
+package mask
+
+import "math/bits"
+
+// The block fast path. Terminal output is mostly text whose digit chains
+// are short (timestamps, addresses, counters). idleRun proves such a chain
+// clear one chain at a time, which costs a few nanoseconds per chain and
+// caps the masker well under a gigabyte a second on log text. blockRun
+// instead classifies 64 bytes at once (one table lookup per byte, done with
+// SIMD where the CPU has it: block_simd.go) and reasons on bitmasks: it
+// passes over a block when every chain in it is provably one that idleRun
+// would pass over too, and hands the first one it cannot prove to idleRun.
+//
+// It is a filter in front of idleRun, never a second masker: whatever it
+// cannot rule out it leaves to the per-chain path, so a wrong guess here
+// costs speed, not a clear PAN. TestBlockRunMatches holds the two paths to
+// the same output on random and adversarial text.
+
+// Class bits of a byte for the block filter (Engine.cls).
+const (
+	clDigit = 1 << iota // '0'–'9'
+	clChain             // a digit or a chain separator: ' ', '-', '.', '/'
+	clStop              // the slow path must see it (stop set minus digits, zero-width leads)
+	clSep               // may separate a keyword from its value: kwSep
+	clLast              // may end a keyword: kwLast
+	clTwo               // '2', the last byte of cvv2 and cvc2
+	clSpace             // ' '
+	clDot               // '.'
+)
+
+// chainMin is the shortest run of chain bytes that can hold a PAN: 13
+// digits. A shorter run holds fewer digits, so no PAN.
+const chainMin = 13
+
+// blockMasks describes up to 64 bytes, bit k for byte k, one mask per class.
+type blockMasks struct {
+	digit, chain, stop, sep, last, two, space, dot uint64
+}
+
+// initBlock fills the class table and decides whether streams use the
+// block filter: only when idleRun may pass over digit chains at all, and
+// no custom rule can start with a chain separator (a stop byte inside a
+// run would split what idleRun sees as one chain).
+func (e *Engine) initBlock() {
+	for b := range 256 {
+		var c byte
+		switch {
+		case b >= '0' && b <= '9':
+			c = clDigit | clChain
+		case b == ' ':
+			c = clChain | clSpace
+		case b == '.':
+			c = clChain | clDot
+		case b == '-' || b == '/':
+			c = clChain
+		}
+		if e.stop[b] && c&clDigit == 0 {
+			if c&clChain != 0 {
+				return // a rule starts with a separator: no block filter
+			}
+			c |= clStop
+		}
+		if b == 0xc2 || b == 0xe2 || b == 0xef {
+			c |= clStop // may start a zero-width character: mayJoin
+		}
+		if kwSep[b] {
+			c |= clSep
+		}
+		if kwLast[b] {
+			c |= clLast
+		}
+		if b == '2' {
+			c |= clTwo
+		}
+		e.cls[b] = c
+	}
+	e.block = e.fastChain
+	e.simd = e.block && haveSIMD
+	if e.simd {
+		e.prepareSIMD()
+	}
+}
+
+// masksScalar classifies p[:min(len(p), 64)] one byte at a time: the
+// reference for the SIMD classifier, and what tests use to check
+// blockRun's reasoning on any machine.
+func (e *Engine) masksScalar(p []byte) (m blockMasks) {
+	if len(p) > 64 {
+		p = p[:64]
+	}
+	for k, b := range p {
+		c, bit := e.cls[b], uint64(1)<<k
+		if c&clDigit != 0 {
+			m.digit |= bit
+		}
+		if c&clChain != 0 {
+			m.chain |= bit
+		}
+		if c&clStop != 0 {
+			m.stop |= bit
+		}
+		if c&clSep != 0 {
+			m.sep |= bit
+		}
+		if c&clLast != 0 {
+			m.last |= bit
+		}
+		if c&clTwo != 0 {
+			m.two |= bit
+		}
+		if c&clSpace != 0 {
+			m.space |= bit
+		}
+		if c&clDot != 0 {
+			m.dot |= bit
+		}
+	}
+	return m
+}
+
+// blockRun returns the first offset q >= i of p that idleRun must look at:
+// every byte of p[i:q] is one idleRun would pass over unchanged, without
+// opening a candidate. The stream must be idle with no PAN masked on the
+// line, and e.block set.
+//
+// A run is a maximal stretch of chain bytes (digits and the separators
+// plainChain accepts); every digit chain lies inside one. blockRun stops
+// at the start of a run when
+//   - it is chainMin bytes or longer (it may hold a PAN);
+//   - it touches the end of p (the next write may continue it), or the
+//     byte after it is a stop byte (an escape sequence or invisible
+//     control may join it to more digits);
+//   - a keyword may end right before a chain in it (kwMay), the cvv and
+//     expiry context;
+//   - a space follows a '2' inside it: plainChain's guard for cvv2 and
+//     cvc2, kept so that the two paths agree byte for byte;
+//
+// and at a stop byte outside runs. Starting idleRun at a run's start is
+// safe: the chain before it ended at a byte that is no chain byte.
+//
+// Bytes before i were handled by the caller; the tests treat them as
+// unknown, which can only make blockRun stop sooner.
+func (s *Stream) blockRun(p []byte, i int) int {
+	e := s.e
+	kwOn := e.cvv || e.expiry
+	// The masks of the block before, for the views one and two bytes back.
+	// Before i: no digit (a chain never ends on one), and maybe a keyword:
+	// the visible text before i is not p[:i], since escape sequences and
+	// invisible controls are transparent ("cvv:\x1b[0m123").
+	var prev blockMasks
+	prev.last = 1 << 63
+	runStart := -1 // start of the run open at the end of the last block
+	cl := e.classifier()
+	for b0 := i; b0 < len(p); b0 += 64 {
+		n := min(len(p)-b0, 64)
+		m := cl.masks(p[b0 : b0+n])
+
+		// Bits inside runs that make their run stop.
+		var flag uint64
+		if kwOn {
+			// Chain starts after a keyword byte, but not the digit after a
+			// single ' ' or '.' inside a chain: plainChain goes on there
+			// without a keyword check.
+			starts := m.digit &^ back1(m.digit, prev.digit)
+			inChain := back1(m.space|m.dot, prev.space|prev.dot) & back2(m.digit, prev.digit)
+			// After a keyword's last letter, or after a separator that
+			// follows one or another separator: kwMay's first tests.
+			kwBefore := back1(m.last&^m.sep, prev.last&^prev.sep) |
+				back1(m.sep, prev.sep)&back2(m.sep|m.last, prev.sep|prev.last)
+			for x := starts & kwBefore &^ inChain; x != 0; x &= x - 1 {
+				k := bits.TrailingZeros64(x)
+				at := b0 + k
+				if at-3 >= i {
+					// Most chains follow "name=" or "12:": settle those on
+					// the two bytes before, as kwMay would, without a call.
+					if c1 := p[at-1]; !kwSep[c1] {
+						// c1 is a keyword's last letter: the tail decides.
+						if !kwTail(p[at-3], p[at-2], c1) {
+							continue
+						}
+					} else if c2 := p[at-2]; !kwSep[c2] {
+						if !kwLast[c2] || at-4 >= i && !kwTail(p[at-4], p[at-3], c2) {
+							continue
+						}
+					}
+				}
+				if e.kwMay(p, i, at) {
+					flag |= 1 << k
+				}
+			}
+		}
+		flag |= m.digit & back1(m.space, prev.space) & back2(m.two, prev.two)
+
+		stopAt := len(p)
+		if m.stop != 0 {
+			stopAt = b0 + bits.TrailingZeros64(m.stop)
+		}
+		c := m.chain
+		if runStart >= 0 {
+			// The run open at the end of the block before goes on to the
+			// first byte that is no chain byte.
+			fz := bits.TrailingZeros64(^c)
+			if b0+fz-runStart >= chainMin || b0+fz == len(p) || flag&(1<<fz-1) != 0 {
+				return runStart
+			}
+			if fz == 64 {
+				prev = m
+				continue
+			}
+			if m.stop>>fz&1 != 0 {
+				return runStart
+			}
+			runStart = -1
+			c &^= 1<<fz - 1
+		}
+		// The whole block at once: no run of chainMin bytes (a13 has bit k
+		// set when bytes k-12..k are all chain bytes), no stop byte right
+		// after a run, no flag, and no run touching the end of p.
+		a2 := c & (c << 1)
+		a4 := a2 & (a2 << 2)
+		a12 := a4 & (a4 << 4) & (a4 << 8)
+		a13 := a12 & (c << 12)
+		endRun := n < 64 && c>>(n-1)&1 != 0
+		if a13 == 0 && m.stop&(c<<1) == 0 && flag&c == 0 && !endRun {
+			if stopAt < len(p) {
+				return stopAt
+			}
+			if c>>63 != 0 {
+				runStart = b0 + 64 - bits.LeadingZeros64(^c)
+			}
+			prev = m
+			continue
+		}
+		for c != 0 {
+			st := bits.TrailingZeros64(c)
+			start := b0 + st
+			if start >= stopAt {
+				return stopAt
+			}
+			rest := ^c & (^uint64(0) << st)
+			if rest == 0 {
+				// Open to the end of a full block: decided in the next.
+				if flag>>st != 0 {
+					return start
+				}
+				runStart = start
+				break
+			}
+			en := bits.TrailingZeros64(rest)
+			end := b0 + en
+			inRun := (flag & (1<<en - 1)) >> st
+			if end-start >= chainMin || end == len(p) || m.stop>>en&1 != 0 || inRun != 0 {
+				return start
+			}
+			c &^= 1<<en - 1
+		}
+		if stopAt < len(p) {
+			return stopAt
+		}
+		prev = m
+	}
+	if runStart >= 0 {
+		return runStart // the run reaches the end of p
+	}
+	return len(p)
+}
+
+// kwMay reports whether a cvv or expiry keyword (for a detector that is
+// on) may end right before p[k], judging on p[lo:k] alone: kwBefore's
+// tests. What those bytes cannot rule out counts as a keyword, so that
+// idleRun decides.
+func (e *Engine) kwMay(p []byte, lo, k int) bool {
+	q, n := k-1, 0
+	for q >= lo && n < maxKwSep && kwSep[p[q]] {
+		q--
+		n++
+	}
+	if q < lo {
+		return true
+	}
+	if !kwLast[p[q]] {
+		return false
+	}
+	if q-2 < lo {
+		return true
+	}
+	if !kwTail(p[q-2], p[q-1], p[q]) {
+		return false
+	}
+	if k-lo < histKeep {
+		return true // the keyword may begin before lo
+	}
+	cvv, exp := keywordIn(p[k-histKeep : k])
+	return e.cvv && cvv || e.expiry && exp
+}
+
+// back1 moves each bit of a block's mask x one byte later, taking the bit
+// for the first byte from the mask px of the block before.
+func back1(x, px uint64) uint64 { return x<<1 | px>>63 }
+
+// back2 is back1 for two bytes.
+func back2(x, px uint64) uint64 { return x<<2 | px>>62 }

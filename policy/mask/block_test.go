@@ -1,0 +1,201 @@
+package mask
+
+import (
+	"bytes"
+	"math/rand/v2"
+	"strings"
+	"testing"
+)
+
+// blockVariants returns, for o, the engine without the block filter (the
+// reference) and engines with it: on the scalar classifier, so that the
+// filter's reasoning is tested on any machine, and on the SIMD one where
+// this build and CPU have it.
+func blockVariants(t testing.TB, o Options) (ref *Engine, with []*Engine) {
+	t.Helper()
+	ref = mustNew(t, o)
+	ref.block, ref.simd = false, false
+	if !mustNew(t, o).fastChain {
+		return ref, nil
+	}
+	scalar := mustNew(t, o)
+	scalar.block, scalar.simd = true, false
+	with = append(with, scalar)
+	if haveSIMD {
+		v := mustNew(t, o)
+		if !v.simd {
+			t.Fatalf("SIMD classifier available but not used")
+		}
+		with = append(with, v)
+	}
+	return ref, with
+}
+
+// blockText builds text dense in what the block filter must get right:
+// digit chains of every length with every separator, keywords before
+// them, PANs, escape sequences and invisible controls between digits,
+// zero-width character leads, track sentinels and line ends.
+func blockText(r *rand.Rand, n int) []byte {
+	pieces := []string{
+		"4111 1111 1111 1111", "5555-5555-5555-4444", "378282246310005", "4111111111111111",
+		"12/27", "2027-12", "123", "1234", "10.0.0.2", "2026-12-01T09:12:34.567Z", "v1.2.3",
+		"exp ", "exp: ", "expiry=", "cvv", "cvv2 ", "CVC2=", "cid ", "security code ", "valid thru ",
+		"expiration\t", "duration=", "status=", "x2 ", "2 ", "1 2 3 4 5 6 7 8 9 0 1 2 3",
+		"\x1b[31m", "\x1b[0m", "\x00", "\x7f", "\xe2\x80\x8b", "\xc2\xad", "\xef\xbb\xbf", "\xe2\x94\x80",
+		";", "%B", "%", "=", ":", " ", "  ", "-", "/", ".", "..", "\n", "\r\n", "\t", "'", "\"",
+		"abc", "INFO request handled", "é",
+	}
+	var b bytes.Buffer
+	for b.Len() < n {
+		switch r.IntN(4) {
+		case 0:
+			for k := r.IntN(20); k >= 0; k-- {
+				b.WriteByte(byte('0' + r.IntN(10)))
+			}
+		default:
+			b.WriteString(pieces[r.IntN(len(pieces))])
+		}
+	}
+	return b.Bytes()
+}
+
+// writeAll masks in through a fresh stream of e, split at the given cuts.
+func writeAll(t testing.TB, e *Engine, in []byte, cuts []int) string {
+	t.Helper()
+	var out bytes.Buffer
+	s := e.NewStream(&out)
+	prev := 0
+	for _, c := range append(cuts, len(in)) {
+		if _, err := s.Write(in[prev:c]); err != nil {
+			t.Fatal(err)
+		}
+		prev = c
+	}
+	if err := s.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if s.leaked != 0 {
+		t.Fatalf("%d marks came too late on %q", s.leaked, in)
+	}
+	return out.String()
+}
+
+// TestBlockRunMatches holds the block filter to the per-chain path: the
+// same output, byte for byte, for the same input and chunking, on engines
+// with and without each detector and with custom rules.
+func TestBlockRunMatches(t *testing.T) {
+	opts := []Options{
+		allDetectors,
+		{Detectors: []string{DetectorPAN}},
+		{Detectors: []string{DetectorPAN, DetectorCVV}},
+		{Detectors: []string{DetectorExpiry}},
+		{Detectors: allDetectors.Detectors, Rules: []Rule{{Name: "tok", Pattern: `tok=\w+`}}},
+	}
+	r := rand.New(rand.NewPCG(7, 8))
+	for _, o := range opts {
+		ref, with := blockVariants(t, o)
+		if len(with) == 0 {
+			t.Fatalf("%v: no block filter", o.Detectors)
+		}
+		for n := 0; n < 3000; n++ {
+			in := blockText(r, r.IntN(400))
+			var cuts []int
+			for c := 0; c < len(in); c += 1 + r.IntN(150) {
+				if c > 0 {
+					cuts = append(cuts, c)
+				}
+			}
+			want := writeAll(t, ref, in, cuts)
+			for _, e := range with {
+				if got := writeAll(t, e, in, cuts); got != want {
+					t.Fatalf("simd=%v detectors %v: block filter changed the output\ninput %q\n got %q\nwant %q",
+						e.simd, o.Detectors, in, got, want)
+				}
+			}
+		}
+	}
+}
+
+// TestBlockRunCases: inputs where a wrong proof would leak, each across a
+// 64-byte block boundary at every offset.
+func TestBlockRunCases(t *testing.T) {
+	ref, with := blockVariants(t, allDetectors)
+	for _, tc := range []string{
+		"4111 1111 1111 1111",
+		"4111\x1b[0m111111111111",
+		"4111\x00111111111111",
+		"4111\xe2\x80\x8b111111111111",
+		"card=4111-1111-1111-1111 exp 12/27 cvv 123",
+		"exp: 12/27",
+		"cvv2 123",
+		"security code 9876",
+		"duration=12 expiration\t12/28",
+		";4111111111111111=2712101?",
+		"%B4111111111111111^DOE/JOHN^2712101?",
+		"1.2.3.4.5.6.7.8.9.0.1.2.3",
+		"12..34 56  78",
+	} {
+		for pad := 0; pad < 70; pad++ {
+			in := []byte(strings.Repeat("a", pad) + tc + " tail\n")
+			want := writeAll(t, ref, in, nil)
+			for _, e := range with {
+				if got := writeAll(t, e, in, nil); got != want {
+					t.Fatalf("simd=%v pad %d: got %q want %q", e.simd, pad, got, want)
+				}
+			}
+		}
+	}
+}
+
+// TestMasksSIMD checks the SIMD classifier against the scalar one on
+// every byte value at every position and on random blocks of any length.
+func TestMasksSIMD(t *testing.T) {
+	if !haveSIMD {
+		t.Skip("no SIMD classifier in this build or on this CPU (GOEXPERIMENT=simd, AVX-512 VBMI)")
+	}
+	e := mustNew(t, allDetectors)
+	cl := e.classifier()
+	check := func(p []byte) {
+		if got, want := cl.masks(p), e.masksScalar(p); got != want {
+			t.Fatalf("masks(%q):\n got %+v\nwant %+v", p, got, want)
+		}
+	}
+	for b := range 256 {
+		for pos := 0; pos < 64; pos += 7 {
+			p := bytes.Repeat([]byte{'a'}, 64)
+			p[pos] = byte(b)
+			check(p)
+		}
+	}
+	r := rand.New(rand.NewPCG(9, 10))
+	for n := 0; n < 5000; n++ {
+		p := make([]byte, r.IntN(65))
+		for i := range p {
+			p[i] = byte(r.IntN(256))
+		}
+		check(p)
+	}
+}
+
+// FuzzBlockRun: on any input and any split, the block filter's output is
+// the per-chain path's.
+func FuzzBlockRun(f *testing.F) {
+	f.Add([]byte("2026-12-01T09:12:34Z status=200 card 4111 1111 1111 1111 exp 12/27\n"), uint16(17))
+	f.Add([]byte("cvv2 123 \x1b[1m4111\x1b[0m111111111111"), uint16(5))
+	ref, with := blockVariants(f, allDetectors)
+	f.Fuzz(func(t *testing.T, in []byte, cut uint16) {
+		if len(in) > 8192 {
+			return
+		}
+		var cuts []int
+		if c := int(cut) % (len(in) + 1); c > 0 && c < len(in) {
+			cuts = []int{c}
+		}
+		want := writeAll(t, ref, in, cuts)
+		for _, e := range with {
+			if got := writeAll(t, e, in, cuts); got != want {
+				t.Fatalf("simd=%v: got %q want %q", e.simd, got, want)
+			}
+		}
+	})
+}
