@@ -100,7 +100,8 @@ func subName(path string, s source) string {
 
 // BenchmarkThroughput streams `head -c N /dev/zero` (BENCH_BYTES, default
 // 1 GiB) to the client's stdout, through the bastion to the sshd target
-// (bastion) and with plain ssh straight to that sshd (openssh), and
+// (bastion), the same with masking turned off (bastion-nomask: what
+// masking costs), and with plain ssh straight to that sshd (openssh), and
 // likewise from /dev/urandom. MB/s covers each whole ssh run, login
 // included; stream-MB/s counts from the first byte to the last. Every run
 // must deliver exactly N bytes, and each bastion run must leave a finished
@@ -115,6 +116,12 @@ func BenchmarkThroughput(b *testing.B) {
 	for _, s := range sources {
 		remote := fmt.Sprintf("head -c %d %s", n, s.path)
 		b.Run(subName("bastion", s), func(b *testing.B) {
+			w.benchStream(b, n, w.viaBastion, true, "web-1", remote)
+		})
+		// The same with the card-data detectors off: what masking costs.
+		b.Run(subName("bastion-nomask", s), func(b *testing.B) {
+			w.setMasking(b, false)
+			defer w.setMasking(b, true)
 			w.benchStream(b, n, w.viaBastion, true, "web-1", remote)
 		})
 		b.Run(subName("openssh", s), func(b *testing.B) {

@@ -108,6 +108,9 @@ type world struct {
 	dataDir string
 	port    int
 	sshd    *testharness.SSHD
+	// noMask turns the card-data detectors off in the configuration
+	// (setMasking), to measure what masking costs end to end.
+	noMask bool
 
 	server     *exec.Cmd
 	serverLog  string
@@ -173,7 +176,11 @@ func newWorld(b *testing.B) *world {
 // detectors), one ssh target and a role for sre.
 func (w *world) writeConfig(b *testing.B) {
 	b.Helper()
-	cfg := fmt.Sprintf(`listen: "127.0.0.1:%d"
+	masking := ""
+	if w.noMask {
+		masking = "masking: { detectors: [] }\n"
+	}
+	cfg := fmt.Sprintf(masking+`listen: "127.0.0.1:%d"
 data_dir: %q
 recording: { input: false, flush_interval: 1s, retention: 400d, on_failure: terminate }
 targets:
@@ -183,6 +190,18 @@ roles:
 `, w.port, w.dataDir, w.sshd.Addr, w.sshd.User, w.sshd.ClientKeyFile, w.sshd.KnownHostsFile)
 	if err := os.WriteFile(w.cfgPath, []byte(cfg), 0o600); err != nil {
 		b.Fatal(err)
+	}
+}
+
+// setMasking turns masking on (the default detectors) or off in the
+// configuration and has the running server reload it; sessions opened
+// afterwards get it.
+func (w *world) setMasking(b *testing.B, on bool) {
+	b.Helper()
+	w.noMask = !on
+	w.writeConfig(b)
+	if out, errOut, err := w.bastion("reload"); err != nil {
+		b.Fatalf("bastion reload: %v\n%s%s", err, out, errOut)
 	}
 }
 
