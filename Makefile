@@ -6,6 +6,8 @@
 
 GO ?= go
 BIN := bin/bastion
+# bash for pipefail: a benchmark that fails must fail `make bench` through tee.
+SHELL := /bin/bash
 
 # Go's SIMD package (simd/archsimd, an experiment in Go 1.26) lets the
 # masker classify 64 bytes of output per instruction on CPUs with AVX-512
@@ -58,12 +60,21 @@ fuzz:
 	@GO=$(GO) bash scripts/fuzz.sh $(FUZZTIME)
 
 # Benchmarks: the masker and the recorder on one core, then the bastion
-# end to end against plain OpenSSH to the same sshd (./bench, a few
-# iterations each; BENCH_BYTES=256M for a shorter run). Figures go into
-# docs/PERFORMANCE.md.
+# end to end against plain OpenSSH to the same sshd and through an OpenSSH
+# ProxyJump hop (./bench): session setup 20 times (median), one run each of
+# throughput (BENCH_BYTES, default 1G), keystroke latency (BENCH_KEYS round
+# trips), idle-session memory (BENCH_IDLE sessions) and churn
+# (BENCH_CHURN_RATE per second for BENCH_CHURN), then everything else in
+# ./bench three times. The raw output goes to bin/bench/*.out; the table
+# printed at the end (bench/benchtable) is the one in docs/PERFORMANCE.md.
+BENCH_OUT := bin/bench
 bench:
-	$(GO) test -run '^$$' -bench . -benchtime 2s ./policy/mask/ ./recorder/
-	$(GO) test -run '^$$' -bench . -benchtime 3x -timeout 60m ./bench/...
+	@mkdir -p $(BENCH_OUT)
+	set -o pipefail; $(GO) test -run '^$$' -bench . -benchtime 2s ./policy/mask/ ./recorder/ | tee $(BENCH_OUT)/unit.out
+	set -o pipefail; $(GO) test -run '^$$' -bench 'SessionSetup' -benchtime 20x -timeout 30m ./bench/ | tee $(BENCH_OUT)/setup.out
+	set -o pipefail; $(GO) test -run '^$$' -bench 'Throughput|Keystroke|IdleSessions|Churn' -benchtime 1x -timeout 90m ./bench/ | tee $(BENCH_OUT)/load.out
+	set -o pipefail; $(GO) test -run '^$$' -bench . -skip 'SessionSetup|Throughput|Keystroke|IdleSessions|Churn' -benchtime 3x -timeout 60m ./bench/... | tee $(BENCH_OUT)/other.out
+	@$(GO) run ./bench/benchtable $(BENCH_OUT)/setup.out $(BENCH_OUT)/load.out
 
 # Remove build output.
 clean:

@@ -122,6 +122,9 @@ type world struct {
 	viaBastion *testharness.SSHClient
 	// direct logs in to the sshd with the key the bastion holds for it.
 	direct *testharness.SSHClient
+	// viaJump logs in to the sshd through a second sshd (jumpClient),
+	// started on first use.
+	viaJump *testharness.SSHClient
 }
 
 // newWorld builds the bastion, starts sshd and `bastion serve`, and signs

@@ -1,0 +1,156 @@
+// Command benchtable turns `go test -bench` output from `make bench` into
+// the comparison table of docs/PERFORMANCE.md: the bastion and plain
+// OpenSSH (and an OpenSSH ProxyJump hop) side by side, each figure next to
+// its goal. Every figure in the table comes from the input; a benchmark
+// that did not run shows as "-", never as a number typed in.
+//
+// Usage: go run ./bench/benchtable FILE... (or standard input).
+package main
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"os"
+	"regexp"
+	"strconv"
+	"strings"
+)
+
+// results maps a benchmark name (without the -N GOMAXPROCS suffix) to its
+// metrics by unit.
+type results map[string]map[string]float64
+
+var lineRE = regexp.MustCompile(`^(Benchmark\S+?)(?:-\d+)?\s+\d+\s+(.*)$`)
+
+// parse reads benchmark lines; a benchmark that appears twice keeps its
+// last figures.
+func parse(r io.Reader, res results) error {
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		m := lineRE.FindStringSubmatch(sc.Text())
+		if m == nil {
+			continue
+		}
+		f := strings.Fields(m[2])
+		metrics := map[string]float64{}
+		for i := 0; i+1 < len(f); i += 2 {
+			v, err := strconv.ParseFloat(f[i], 64)
+			if err != nil {
+				break
+			}
+			metrics[f[i+1]] = v
+		}
+		res[m[1]] = metrics
+	}
+	return sc.Err()
+}
+
+// get returns a metric and whether it is there.
+func (r results) get(name, unit string) (float64, bool) {
+	v, ok := r[name][unit]
+	return v, ok
+}
+
+// row is one line of the table: a figure for each side and a verdict.
+type row struct {
+	what, bastion, openssh, proxyjump, goal string
+}
+
+func num(v float64, ok bool, format string) string {
+	if !ok {
+		return "-"
+	}
+	return fmt.Sprintf(format, v)
+}
+
+// verdict compares got against the goal: ok holds when both figures are
+// there and pass says so.
+func verdict(goal string, have bool, pass bool) string {
+	switch {
+	case !have:
+		return goal + ": not measured"
+	case pass:
+		return goal + ": met"
+	default:
+		return goal + ": not met"
+	}
+}
+
+func table(r results) []row {
+	var rows []row
+	const s, t = "BenchmarkSessionSetup/", "BenchmarkThroughput/"
+	bs, okB := r.get(s+"bastion", "median-ms")
+	os_, okO := r.get(s+"openssh", "median-ms")
+	oc, okC := r.get(s+"openssh-curve25519", "median-ms")
+	pj, okP := r.get(s+"proxyjump", "median-ms")
+	rows = append(rows, row{"connection setup, `ssh ... true`, median (ms)",
+		num(bs, okB, "%.0f"), num(os_, okO, "%.0f") + " (curve25519: " + num(oc, okC, "%.0f") + ")", num(pj, okP, "%.0f"),
+		verdict("≤ 1.2× OpenSSH", okB && okO, okB && okO && bs <= 1.2*os_)})
+	for _, src := range []struct{ name, suffix string }{{"zeros", ""}, {"random", "-urandom"}} {
+		b, okB := r.get(t+"bastion"+src.suffix, "stream-MB/s")
+		nm, okN := r.get(t+"bastion-nomask"+src.suffix, "stream-MB/s")
+		o, okO := r.get(t+"openssh"+src.suffix, "stream-MB/s")
+		p, okP := r.get(t+"proxyjump"+src.suffix, "stream-MB/s")
+		rows = append(rows, row{"throughput, 1 GiB of " + src.name + ", recording and masking on (MB/s)",
+			num(b, okB, "%.1f") + " (masking off: " + num(nm, okN, "%.1f") + ")", num(o, okO, "%.1f"), num(p, okP, "%.1f"),
+			verdict("≥ 0.8× ProxyJump", okB && okP, okB && okP && b >= 0.8*p)})
+	}
+	const k = "BenchmarkKeystroke/"
+	kb50, ok1 := r.get(k+"bastion", "p50-µs")
+	kb99, ok2 := r.get(k+"bastion", "p99-µs")
+	ko50, ok3 := r.get(k+"openssh", "p50-µs")
+	ko99, ok4 := r.get(k+"openssh", "p99-µs")
+	kp50, ok5 := r.get(k+"proxyjump", "p50-µs")
+	kp99, ok6 := r.get(k+"proxyjump", "p99-µs")
+	rows = append(rows, row{"keystroke round trip, p50 / p99 (µs)",
+		num(kb50, ok1, "%.0f") + " / " + num(kb99, ok2, "%.0f"), num(ko50, ok3, "%.0f") + " / " + num(ko99, ok4, "%.0f"),
+		num(kp50, ok5, "%.0f") + " / " + num(kp99, ok6, "%.0f"),
+		verdict("added p99 < 1 ms over OpenSSH", ok2 && ok4, ok2 && ok4 && kb99-ko99 < 1000)})
+	const i = "BenchmarkIdleSessions/"
+	ib, okI := r.get(i+"bastion", "KiB/session")
+	io_, okJ := r.get(i+"openssh", "KiB/session")
+	rows = append(rows, row{"memory per idle recorded session (KiB; sshd: PSS)",
+		num(ib, okI, "%.0f"), num(io_, okJ, "%.0f"), "",
+		verdict("< 200 KiB", okI, okI && ib < 200)})
+	const c = "BenchmarkChurn/"
+	cf, ok7 := r.get(c+"bastion", "failures")
+	cn, ok8 := r.get(c+"bastion", "sessions")
+	c99, ok9 := r.get(c+"bastion", "p99-ms")
+	of, oka := r.get(c+"openssh", "failures")
+	o99, okb := r.get(c+"openssh", "p99-ms")
+	rows = append(rows, row{"churn, 50 new sessions/s for 60 s: failures, p99 setup (ms)",
+		num(cf, ok7, "%.0f") + " of " + num(cn, ok8, "%.0f") + ", " + num(c99, ok9, "%.0f"),
+		num(of, oka, "%.0f") + ", " + num(o99, okb, "%.0f"), "",
+		verdict("0 failures", ok7, ok7 && cf == 0)})
+	return rows
+}
+
+func main() {
+	res := results{}
+	if len(os.Args) == 1 {
+		if err := parse(os.Stdin, res); err != nil {
+			fmt.Fprintln(os.Stderr, "benchtable:", err)
+			os.Exit(1)
+		}
+	}
+	for _, path := range os.Args[1:] {
+		f, err := os.Open(path)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "benchtable:", err)
+			os.Exit(1)
+		}
+		err = parse(f, res)
+		f.Close()
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "benchtable: %s: %v\n", path, err)
+			os.Exit(1)
+		}
+	}
+	fmt.Println("| measure | bastion | OpenSSH | OpenSSH ProxyJump | goal |")
+	fmt.Println("| --- | --- | --- | --- | --- |")
+	for _, r := range table(res) {
+		fmt.Printf("| %s | %s | %s | %s | %s |\n", r.what, r.bastion, r.openssh, r.proxyjump, r.goal)
+	}
+}

@@ -1,0 +1,56 @@
+package main
+
+import (
+	"strings"
+	"testing"
+)
+
+func TestParseAndTable(t *testing.T) {
+	in := `goos: linux
+BenchmarkSessionSetup/bastion-2         	      20	 339000000 ns/op	       330.5 median-ms
+BenchmarkSessionSetup/openssh-2         	      20	 432000000 ns/op	       300.0 median-ms
+BenchmarkThroughput/bastion-2   	       1	2618384133 ns/op	  25.63 MB/s	         2.560 bastion-cpu-s/op	        31.09 stream-MB/s
+BenchmarkThroughput/proxyjump-2   	       1	2618384133 ns/op	  25.63 MB/s	        50.00 stream-MB/s
+BenchmarkIdleSessions/bastion-2 	1	1 ns/op	150.0 KiB/session
+not a benchmark line 1 2 3
+`
+	res := results{}
+	if err := parse(strings.NewReader(in), res); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name, unit string
+		want       float64
+	}{
+		{"BenchmarkSessionSetup/bastion", "median-ms", 330.5},
+		{"BenchmarkThroughput/bastion", "stream-MB/s", 31.09},
+		{"BenchmarkThroughput/bastion", "bastion-cpu-s/op", 2.56},
+		{"BenchmarkIdleSessions/bastion", "KiB/session", 150},
+	} {
+		if got, ok := res.get(tc.name, tc.unit); !ok || got != tc.want {
+			t.Errorf("%s %s = %v, %v; want %v", tc.name, tc.unit, got, ok, tc.want)
+		}
+	}
+	rows := table(res)
+	want := map[string]string{
+		"connection setup":            "≤ 1.2× OpenSSH: met",
+		"throughput, 1 GiB of zeros":  "≥ 0.8× ProxyJump: not met",
+		"throughput, 1 GiB of random": "≥ 0.8× ProxyJump: not measured",
+		"memory per idle":             "< 200 KiB: met",
+		"churn":                       "0 failures: not measured",
+	}
+	for prefix, goal := range want {
+		found := false
+		for _, r := range rows {
+			if strings.HasPrefix(r.what, prefix) {
+				found = true
+				if r.goal != goal {
+					t.Errorf("%s: goal %q, want %q", prefix, r.goal, goal)
+				}
+			}
+		}
+		if !found {
+			t.Errorf("no row %q", prefix)
+		}
+	}
+}
