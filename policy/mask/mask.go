@@ -365,11 +365,12 @@ func (e *Engine) MaskColumn(name string) bool {
 // same detectors and rules as a Stream. It returns exactly what a Stream
 // writes for the same bytes followed by Flush, whatever the chunking.
 //
-// It runs on a pooled Stream and scratch buffers, so a call allocates only
-// the Counts and, when something was masked, the result.
+// It runs on a pooled Stream and scratch buffers, so a call allocates
+// only when something was masked: the result and the Counts, which are nil
+// otherwise (a nil Counts reads as empty).
 func (e *Engine) MaskText(s string) (string, Counts) {
 	if e.noop {
-		return s, Counts{}
+		return s, nil
 	}
 	t, _ := e.texts.Get().(*textStream)
 	if t == nil {
@@ -387,7 +388,13 @@ func (e *Engine) MaskText(s string) (string, Counts) {
 	if string(t.out.Bytes()) != s { // compared without a copy
 		out = t.out.String()
 	}
-	c := t.st.Counts()
+	var c Counts // nil when nothing was masked: no map per clear cell
+	for i := range t.st.counts {
+		if t.st.counts[i].Load() > 0 {
+			c = t.st.Counts()
+			break
+		}
+	}
 	if cap(t.in) <= 64<<10 && t.out.Cap() <= 64<<10 {
 		e.texts.Put(t) // keep no huge buffers around
 	}
