@@ -764,3 +764,14 @@ func TestSSHDVersion(t *testing.T) {
 		t.Errorf("version of a missing binary = %v, want zeros", got)
 	}
 }
+
+// TestSSHDSessionHome: sessions run with HOME in the instance's dir, so
+// the machine's dotfiles do not run in the tests' shells.
+func TestSSHDSessionHome(t *testing.T) {
+	t.Parallel()
+	s := StartSSHD(t, SSHDOptions{})
+	r := s.Client(t).Run(t, `echo "$HOME"`)
+	if r.ExitCode != 0 || strings.TrimSpace(r.Stdout) != filepath.Join(s.Dir, "home") {
+		t.Fatalf("HOME in a session: exit %d %q %s; want %s", r.ExitCode, r.Stdout, r.Stderr, filepath.Join(s.Dir, "home"))
+	}
+}

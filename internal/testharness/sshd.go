@@ -222,6 +222,7 @@ func (s *SSHD) authorizedKeysFile() string { return filepath.Join(s.Dir, "author
 func (s *SSHD) trustedCAFile() string      { return filepath.Join(s.Dir, "trusted_user_ca_keys") }
 func (s *SSHD) pidFile() string            { return filepath.Join(s.Dir, "sshd.pid") }
 func (s *SSHD) tag() string                { return tagEnv + "=" + s.Dir }
+func (s *SSHD) homeDir() string            { return filepath.Join(s.Dir, "home") }
 
 // start writes the port-dependent files, runs sshd and waits until it
 // greets with an SSH banner.
@@ -230,6 +231,9 @@ func (s *SSHD) start(bin string, version [2]int, opt SSHDOptions) error {
 	s.KnownHostsFile = filepath.Join(s.Dir, "known_hosts")
 	if err := os.WriteFile(s.KnownHostsFile, []byte(line), 0o644); err != nil {
 		return fmt.Errorf("write known_hosts: %w", err)
+	}
+	if err := os.MkdirAll(s.homeDir(), 0o700); err != nil {
+		return err
 	}
 	if err := os.WriteFile(s.ConfigFile, []byte(s.config(version, opt)), 0o600); err != nil {
 		return fmt.Errorf("write sshd_config: %w", err)
@@ -325,13 +329,18 @@ func probeBanner(addr string, stop <-chan struct{}) error {
 
 // config renders sshd_config. Every default is locked down to what the
 // tests need: public keys only, no forwarding, no user-controlled
-// environment or rc files, logs verbose enough to debug a failed login.
+// environment or rc files (HOME is an empty dir of the instance), logs
+// verbose enough to debug a failed login.
 func (s *SSHD) config(version [2]int, opt SSHDOptions) string {
 	fixed := [][2]string{
 		{"ListenAddress", "127.0.0.1"},
 		{"Port", strconv.Itoa(s.Port)},
 		{"PidFile", quote(s.pidFile())},
-		{"SetEnv", quote(s.tag())},
+		// HOME in the instance's dir: bash runs ~/.bashrc even for
+		// `ssh host cmd`, and a machine's dotfiles (pyenv's rehash lock
+		// waits up to 60 s when many shells start at once, or after one was
+		// killed holding it) must not decide how long a test's shell takes.
+		{"SetEnv", quote(s.tag()) + " " + quote("HOME="+s.homeDir())},
 	}
 	defaults := [][2]string{
 		{"HostKey", quote(s.hostKeyFile())},
