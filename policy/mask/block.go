@@ -32,10 +32,34 @@ const (
 // digits. A shorter run holds fewer digits, so no PAN.
 const chainMin = 13
 
-// blockMasks describes up to 64 bytes, bit k for byte k, one mask per class.
+// blockMasks describes up to 64 bytes, bit k for byte k: one mask per
+// class, in class-bit order (the SIMD classifier stores them as one
+// vector), then tail.
 type blockMasks struct {
 	digit, chain, stop, sep, last, two, space, dot uint64
+	// tail: the byte may end a keyword's last three bytes (their hash,
+	// tailHash, is one of the keywords'), or fewer than two bytes of p
+	// come before it. A filter: kwMay decides.
+	tail uint64
 }
+
+// tailHash hashes the last three bytes a, b, c of a would-be keyword,
+// folded to lower case (|0x20 folds every letter; other bytes only need to
+// hash the same way every time). The SIMD classifier computes the same sum
+// with byte adds, which wrap as these do.
+func tailHash(a, b, c byte) byte {
+	a, b, c = a|0x20, b|0x20, c|0x20
+	return (c + 2*b + 4*a) & 127
+}
+
+// tailSet marks the hashes of every keyword's last three bytes.
+var tailSet = func() (t [128]byte) {
+	for _, w := range append(append([]string{}, cvvWords...), expWords...) {
+		n := len(w)
+		t[tailHash(w[n-3], w[n-2], w[n-1])] = 1
+	}
+	return t
+}()
 
 // initBlock fills the class table and decides whether streams use the
 // block filter: only when idleRun may pass over digit chains at all, and
@@ -81,15 +105,27 @@ func (e *Engine) initBlock() {
 	}
 }
 
-// masksScalar classifies p[:min(len(p), 64)] one byte at a time: the
-// reference for the SIMD classifier, and what tests use to check
-// blockRun's reasoning on any machine.
-func (e *Engine) masksScalar(p []byte) (m blockMasks) {
-	if len(p) > 64 {
-		p = p[:64]
+// masksScalarBatch is masksScalar on the blocks of p from at on, as many
+// as fit in out.
+func (e *Engine) masksScalarBatch(p []byte, at int, out []blockMasks) int {
+	k := 0
+	for b0 := at; b0 < len(p) && k < len(out); b0 += 64 {
+		out[k] = e.masksScalar(p, b0)
+		k++
 	}
-	for k, b := range p {
+	return k
+}
+
+// masksScalar classifies p[at:min(len(p), at+64)] one byte at a time: the
+// reference for the SIMD classifier, and what tests use to check
+// blockRun's reasoning on any machine. The tail mask looks at the two
+// bytes before each, which may lie before at.
+func (e *Engine) masksScalar(p []byte, at int) (m blockMasks) {
+	for k, b := range p[at:min(len(p), at+64)] {
 		c, bit := e.cls[b], uint64(1)<<k
+		if q := at + k; q < 2 || tailSet[tailHash(p[q-2], p[q-1], b)] != 0 {
+			m.tail |= bit
+		}
 		if c&clDigit != 0 {
 			m.digit |= bit
 		}
@@ -148,12 +184,22 @@ func (s *Stream) blockRun(p []byte, i int) int {
 	// the visible text before i is not p[:i], since escape sequences and
 	// invisible controls are transparent ("cvv:\x1b[0m123").
 	var prev blockMasks
-	prev.last = 1 << 63
+	prev.last, prev.tail = 1<<63, 1<<63
 	runStart := -1 // start of the run open at the end of the last block
 	cl := e.classifier()
+	// Blocks are classified in batches (see classifier.masks), small at
+	// first, since most calls stop within a block or two, and larger while
+	// the text goes on clear.
+	buf := &s.blocks // a field, not a local: no 1 KiB to clear per call
+	next, have, batch := 0, 0, 2
 	for b0 := i; b0 < len(p); b0 += 64 {
 		n := min(len(p)-b0, 64)
-		m := cl.masks(p[b0 : b0+n])
+		if next == have {
+			have, next = cl.masks(p, b0, buf[:batch]), 0
+			batch = min(2*batch, len(buf))
+		}
+		m := &buf[next]
+		next++
 
 		// Bits inside runs that make their run stop.
 		var flag uint64
@@ -163,10 +209,17 @@ func (s *Stream) blockRun(p []byte, i int) int {
 			// without a keyword check.
 			starts := m.digit &^ back1(m.digit, prev.digit)
 			inChain := back1(m.space|m.dot, prev.space|prev.dot) & back2(m.digit, prev.digit)
-			// After a keyword's last letter, or after a separator that
-			// follows one or another separator: kwMay's first tests.
-			kwBefore := back1(m.last&^m.sep, prev.last&^prev.sep) |
-				back1(m.sep, prev.sep)&back2(m.sep|m.last, prev.sep|prev.last)
+			// After a keyword's last letter whose last three bytes hash
+			// like a keyword's, or after a separator that follows one or
+			// another separator: kwMay's first tests, on the whole block.
+			// Bytes before i count as keyword bytes, whatever they are.
+			tail := m.tail
+			if b0 == i {
+				tail |= 3 // their trigrams reach before i
+			}
+			kl := m.last & tail
+			kwBefore := back1(kl&^m.sep, prev.last&prev.tail&^prev.sep) |
+				back1(m.sep, prev.sep)&back2(m.sep|kl, prev.sep|prev.last&prev.tail)
 			for x := starts & kwBefore &^ inChain; x != 0; x &= x - 1 {
 				k := bits.TrailingZeros64(x)
 				at := b0 + k
@@ -204,7 +257,7 @@ func (s *Stream) blockRun(p []byte, i int) int {
 				return runStart
 			}
 			if fz == 64 {
-				prev = m
+				prev = *m
 				continue
 			}
 			if m.stop>>fz&1 != 0 {
@@ -228,7 +281,7 @@ func (s *Stream) blockRun(p []byte, i int) int {
 			if c>>63 != 0 {
 				runStart = b0 + 64 - bits.LeadingZeros64(^c)
 			}
-			prev = m
+			prev = *m
 			continue
 		}
 		for c != 0 {
@@ -257,7 +310,7 @@ func (s *Stream) blockRun(p []byte, i int) int {
 		if stopAt < len(p) {
 			return stopAt
 		}
-		prev = m
+		prev = *m
 	}
 	if runStart >= 0 {
 		return runStart // the run reaches the end of p

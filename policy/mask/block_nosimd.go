@@ -17,5 +17,8 @@ type classifier struct{ e *Engine }
 // classifier returns a classifier for e.
 func (e *Engine) classifier() classifier { return classifier{e: e} }
 
-// masks classifies p[:min(len(p), 64)].
-func (c *classifier) masks(p []byte) blockMasks { return c.e.masksScalar(p) }
+// masks classifies the blocks of p from at on into out, as many as fit,
+// and returns how many.
+func (c *classifier) masks(p []byte, at int, out []blockMasks) int {
+	return c.e.masksScalarBatch(p, at, out)
+}

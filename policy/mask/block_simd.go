@@ -2,7 +2,10 @@
 
 package mask
 
-import "simd/archsimd"
+import (
+	"simd/archsimd"
+	"unsafe"
+)
 
 // haveSIMD: this build has the SIMD classifier, and the CPU runs it: it
 // needs AVX-512 VBMI (VPERMB, VPERMI2B) and GFNI (VGF2P8AFFINEQB).
@@ -11,10 +14,11 @@ var haveSIMD = archsimd.X86.AVX512VBMI() && archsimd.X86.AVX512GFNI()
 // simdTables holds Engine.cls for ASCII and the constants of masks, laid
 // out as vectors.
 type simdTables struct {
-	lo, hi [64]uint8 // class of bytes 0x00–0x3F and 0x40–0x7F
-	rev    [64]uint8 // reverses the bytes of each 8-byte group
-	unit   [64]uint8 // byte k is 1 << (k % 8)
-	tr     [64]uint8 // transposes 8×8 bytes
+	lo, hi [64]uint8    // class of bytes 0x00–0x3F and 0x40–0x7F
+	rev    [64]uint8    // reverses the bytes of each 8-byte group
+	unit   [64]uint8    // byte k is 1 << (k % 8)
+	tr     [64]uint8    // transposes 8×8 bytes
+	tail   [2][64]uint8 // tailSet, for VPERMI2B
 }
 
 // prepareSIMD fills the vector layout.
@@ -22,6 +26,8 @@ func (e *Engine) prepareSIMD() {
 	t := &e.vec
 	copy(t.lo[:], e.cls[0x00:0x40])
 	copy(t.hi[:], e.cls[0x40:0x80])
+	copy(t.tail[0][:], tailSet[:64])
+	copy(t.tail[1][:], tailSet[64:])
 	for k := range 64 {
 		hi, lo := k/8, k%8
 		t.rev[k] = uint8(hi*8 + 7 - lo)
@@ -39,50 +45,67 @@ type classifier struct{ e *Engine }
 // classifier returns a classifier for e.
 func (e *Engine) classifier() classifier { return classifier{e: e} }
 
-// masks classifies p[:min(len(p), 64)].
+// masks classifies the blocks of p, 64 bytes each (the last may be
+// shorter), into out, as many as fit, and returns how many.
 //
 // One table lookup gives each byte's class bits (VPERMI2B, by the low
 // seven bits); a bit-matrix transpose of each 8-byte group (VGF2P8AFFINEQB
 // against unit vectors, which reverses the byte order, undone beforehand)
-// and a byte transpose (VPERMB) turn the 64 class bytes into eight 64-bit
-// masks, one per class, in five vector instructions.
-func (c *classifier) masks(p []byte) blockMasks {
-	if !c.e.simd {
-		return c.e.masksScalar(p)
-	}
-	n := min(len(p), 64)
-	var v archsimd.Uint8x64
-	if n == 64 {
-		v = archsimd.LoadUint8x64Slice(p)
-	} else {
-		v = archsimd.LoadUint8x64SlicePart(p[:n])
+// and a byte transpose (VPERMB) turn the 64 class bytes into the eight
+// 64-bit masks, which are stored straight into out.
+//
+// It works on a batch because leaving 512-bit code is what costs: the
+// program around it is SSE code, which without VZEROUPPER stalls on the
+// dirty upper halves of the registers, and VZEROUPPER with the reloading of
+// the constants after it costs more than classifying a block. So the
+// constants are loaded, and the upper state cleared, once per batch.
+func (c *classifier) masks(p []byte, at int, out []blockMasks) int {
+	if !c.e.simd || at < 2 {
+		return c.e.masksScalarBatch(p, at, out)
 	}
 	tb := &c.e.vec
-	cls := archsimd.LoadUint8x64(&tb.lo).ConcatPermute(archsimd.LoadUint8x64(&tb.hi), v.Permute(archsimd.LoadUint8x64(&tb.rev)))
-	t := archsimd.LoadUint8x64(&tb.unit).GaloisFieldAffineTransform(cls.AsUint64x8(), 0).Permute(archsimd.LoadUint8x64(&tb.tr))
-	var out [8]uint64
-	t.AsUint64x8().Store(&out)
-	zero := archsimd.BroadcastUint8x64(0)
-	// Bytes from 0x80 on got an ASCII byte's class: drop it. Past n, the
-	// zero padding is no input.
-	high := v.And(archsimd.BroadcastUint8x64(0x80)).NotEqual(zero).ToBits()
-	if n < 64 {
-		high |= ^uint64(0) << n
+	lo, hi := archsimd.LoadUint8x64(&tb.lo), archsimd.LoadUint8x64(&tb.hi)
+	rev, unit, tr := archsimd.LoadUint8x64(&tb.rev), archsimd.LoadUint8x64(&tb.unit), archsimd.LoadUint8x64(&tb.tr)
+	top, stop := archsimd.BroadcastUint8x64(0x80), archsimd.BroadcastUint8x64(clStop)
+	t0, t1 := archsimd.LoadUint8x64(&tb.tail[0]), archsimd.LoadUint8x64(&tb.tail[1])
+	fold, zero := archsimd.BroadcastUint8x64(0x20), archsimd.BroadcastUint8x64(0)
+	c2, e2, ef := archsimd.BroadcastUint8x64(0xc2), archsimd.BroadcastUint8x64(0xe2), archsimd.BroadcastUint8x64(0xef)
+	k := 0
+	for b0 := at; b0 < len(p) && k < len(out); b0 += 64 {
+		n := min(len(p)-b0, 64)
+		var v, v1, v2 archsimd.Uint8x64
+		if n == 64 {
+			v = archsimd.LoadUint8x64Slice(p[b0:])
+		} else {
+			v = archsimd.LoadUint8x64SlicePart(p[b0:])
+		}
+		// The same bytes one and two back (b0 >= 2), for the tail hash.
+		v1 = archsimd.LoadUint8x64SlicePart(p[b0-1 : b0-1+n])
+		v2 = archsimd.LoadUint8x64SlicePart(p[b0-2 : b0-2+n])
+		vr := v.Permute(rev)
+		// Bytes from 0x80 on would get an ASCII byte's class: they have
+		// none but clStop for the leads of zero-width characters. All of
+		// it is done on the vector, before the store: reading the stored
+		// masks back at once to patch them would stall on the store.
+		cls := lo.ConcatPermute(hi, vr).Masked(vr.Less(top))
+		cls = cls.Or(stop.Masked(vr.Equal(c2).Or(vr.Equal(e2)).Or(vr.Equal(ef))))
+		m := &out[k]
+		unit.GaloisFieldAffineTransform(cls.AsUint64x8(), 0).Permute(tr).AsUint64x8().Store((*[8]uint64)(unsafe.Pointer(m)))
+		l0, l1, l2 := v.Or(fold), v1.Or(fold), v2.Or(fold)
+		l2 = l2.Add(l2)
+		h := l0.Add(l1).Add(l1).Add(l2).Add(l2) // c + 2b + 4a, by the low seven bits
+		m.tail = t0.ConcatPermute(t1, h).NotEqual(zero).ToBits()
+		if n < 64 {
+			m.stop &^= ^uint64(0) << n // the zero padding (NUL is a stop) is no input
+			m.tail &^= ^uint64(0) << n
+		}
+		k++
 	}
-	lead := v.Equal(archsimd.BroadcastUint8x64(0xc2)).ToBits() |
-		v.Equal(archsimd.BroadcastUint8x64(0xe2)).ToBits() |
-		v.Equal(archsimd.BroadcastUint8x64(0xef)).ToBits()
-	// The rest of the program is SSE code: without VZEROUPPER, each switch
-	// from 512-bit code to it stalls the core.
 	archsimd.ClearAVXUpperBits()
-	return blockMasks{
-		digit: out[0] &^ high,
-		chain: out[1] &^ high,
-		stop:  out[2]&^high | lead,
-		sep:   out[3] &^ high,
-		last:  out[4] &^ high,
-		two:   out[5] &^ high,
-		space: out[6] &^ high,
-		dot:   out[7] &^ high,
-	}
+	return k
 }
+
+// The vector store above writes the first eight masks of blockMasks as
+// eight uint64 in class-bit order; this fails to compile if tail does not
+// come right after them.
+var _ = [1]struct{}{}[unsafe.Offsetof(blockMasks{}.tail)-64]

@@ -156,20 +156,29 @@ func TestMasksSIMD(t *testing.T) {
 	e := mustNew(t, allDetectors)
 	cl := e.classifier()
 	check := func(p []byte) {
-		if got, want := cl.masks(p), e.masksScalar(p); got != want {
-			t.Fatalf("masks(%q):\n got %+v\nwant %+v", p, got, want)
+		var got, want [4]blockMasks
+		at := min(len(p), 2+len(p)%3) // the SIMD path needs two bytes before
+		n := cl.masks(p, at, got[:])
+		if m := e.masksScalarBatch(p, at, want[:]); n != m || got != want {
+			t.Fatalf("masks(%q): %d blocks, want %d:\n got %+v\nwant %+v", p, n, m, got, want)
 		}
 	}
 	for b := range 256 {
 		for pos := 0; pos < 64; pos += 7 {
-			p := bytes.Repeat([]byte{'a'}, 64)
+			p := bytes.Repeat([]byte{'a'}, 70)
 			p[pos] = byte(b)
 			check(p)
+			// and every keyword's tail at every position
+			for _, w := range append(append([]string{}, cvvWords...), expWords...) {
+				q := bytes.Repeat([]byte{'a'}, 72)
+				copy(q[2+pos:], strings.ToUpper(w[len(w)-3:]))
+				check(q)
+			}
 		}
 	}
 	r := rand.New(rand.NewPCG(9, 10))
 	for n := 0; n < 5000; n++ {
-		p := make([]byte, r.IntN(65))
+		p := make([]byte, r.IntN(4*64+1))
 		for i := range p {
 			p[i] = byte(r.IntN(256))
 		}
