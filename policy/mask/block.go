@@ -244,9 +244,15 @@ func (s *Stream) blockRun(p []byte, i int) int {
 		}
 		flag |= m.digit & back1(m.space, prev.space) & back2(m.two, prev.two)
 
+		// A ';' or '%' that cannot start track data, because the byte
+		// after it rules that out, is no stop: idleRun passes it too.
+		stop := m.stop
+		for stop != 0 && e.passSentinel(p, b0+bits.TrailingZeros64(stop)) {
+			stop &= stop - 1
+		}
 		stopAt := len(p)
-		if m.stop != 0 {
-			stopAt = b0 + bits.TrailingZeros64(m.stop)
+		if stop != 0 {
+			stopAt = b0 + bits.TrailingZeros64(stop)
 		}
 		c := m.chain
 		if runStart >= 0 {
@@ -260,7 +266,7 @@ func (s *Stream) blockRun(p []byte, i int) int {
 				prev = *m
 				continue
 			}
-			if m.stop>>fz&1 != 0 {
+			if stop>>fz&1 != 0 {
 				return runStart
 			}
 			runStart = -1
@@ -274,7 +280,7 @@ func (s *Stream) blockRun(p []byte, i int) int {
 		a12 := a4 & (a4 << 4) & (a4 << 8)
 		a13 := a12 & (c << 12)
 		endRun := n < 64 && c>>(n-1)&1 != 0
-		if a13 == 0 && m.stop&(c<<1) == 0 && flag&c == 0 && !endRun {
+		if a13 == 0 && stop&(c<<1) == 0 && flag&c == 0 && !endRun {
 			if stopAt < len(p) {
 				return stopAt
 			}
@@ -302,7 +308,7 @@ func (s *Stream) blockRun(p []byte, i int) int {
 			en := bits.TrailingZeros64(rest)
 			end := b0 + en
 			inRun := (flag & (1<<en - 1)) >> st
-			if end-start >= chainMin || end == len(p) || m.stop>>en&1 != 0 || inRun != 0 {
+			if end-start >= chainMin || end == len(p) || stop>>en&1 != 0 || inRun != 0 {
 				return start
 			}
 			c &^= 1<<en - 1
@@ -316,6 +322,25 @@ func (s *Stream) blockRun(p []byte, i int) int {
 		return runStart // the run reaches the end of p
 	}
 	return len(p)
+}
+
+// passSentinel reports whether the stop byte p[at] is a track sentinel
+// that idleRun passes over: a ';' not followed by a digit (track 2) or a
+// '%' not followed by 'B' (track 1), where the byte after is no joiner
+// either and no custom rule starts with the sentinel.
+func (e *Engine) passSentinel(p []byte, at int) bool {
+	c := p[at]
+	if c != ';' && c != '%' || e.first[c] || at+1 >= len(p) {
+		return false
+	}
+	d := p[at+1]
+	if mayJoin[d] {
+		return false
+	}
+	if c == ';' {
+		return d-'0' >= 10
+	}
+	return d != 'B'
 }
 
 // kwMay reports whether a cvv or expiry keyword (for a detector that is
