@@ -173,7 +173,7 @@ func (v *Verifier) Authenticate(meta ssh.ConnMetadata, key ssh.PublicKey) (*Iden
 			fmt.Errorf("certificate key id %q serial %d valid after %v, now %v", cert.KeyId, cert.Serial, validAfter, now.UTC())}
 	}
 	if cert.ValidBefore != ssh.CertTimeInfinity && (int64(cert.ValidBefore) < 0 || now.Unix() >= int64(cert.ValidBefore)) {
-		return nil, &Refusal{ReasonExpired, "your certificate expired at " + formatTime(validBefore) + "; " + renew,
+		return nil, &Refusal{ReasonExpired, "your certificate expired " + ago(now.Sub(validBefore)) + " (at " + formatTime(validBefore) + "); " + renew,
 			fmt.Errorf("certificate key id %q serial %d expired at %v, now %v", cert.KeyId, cert.Serial, validBefore, now.UTC())}
 	}
 	groups, err := ParseGroups(cert.Extensions[GroupsExtension])
@@ -307,6 +307,21 @@ func certTime(t uint64) time.Time {
 		return time.Unix(1<<62, 0).UTC()
 	}
 	return time.Unix(int64(t), 0).UTC()
+}
+
+// ago says how long ago d was, the way a person would: "2h ago",
+// "3m ago", "just now".
+func ago(d time.Duration) string {
+	switch {
+	case d < time.Minute:
+		return "just now"
+	case d < time.Hour:
+		return fmt.Sprintf("%dm ago", int(d/time.Minute))
+	case d < 48*time.Hour:
+		return fmt.Sprintf("%dh ago", int(d/time.Hour))
+	default:
+		return fmt.Sprintf("%dd ago", int(d/(24*time.Hour)))
+	}
 }
 
 // formatTime is the user-facing timestamp format: minute precision, UTC,
