@@ -28,8 +28,8 @@ const (
 	clDot               // '.'
 )
 
-// chainMin is the shortest run of chain bytes that can hold a PAN: 13
-// digits. A shorter run holds fewer digits, so no PAN.
+// chainMin is the fewest digits a PAN has: a run (and a chain in it) with
+// fewer cannot hold one. (A run of fewer bytes has fewer digits.)
 const chainMin = 13
 
 // blockMasks describes up to 64 bytes, bit k for byte k: one mask per
@@ -162,7 +162,7 @@ func (e *Engine) masksScalar(p []byte, at int) (m blockMasks) {
 // A run is a maximal stretch of chain bytes (digits and the separators
 // plainChain accepts); every digit chain lies inside one. blockRun stops
 // at the start of a run when
-//   - it is chainMin bytes or longer (it may hold a PAN);
+//   - it holds chainMin digits or more (it may hold a PAN);
 //   - it touches the end of p (the next write may continue it), or the
 //     byte after it is a stop byte (an escape sequence or invisible
 //     control may join it to more digits);
@@ -186,6 +186,7 @@ func (s *Stream) blockRun(p []byte, i int) int {
 	var prev blockMasks
 	prev.last, prev.tail = 1<<63, 1<<63
 	runStart := -1 // start of the run open at the end of the last block
+	runDigits := 0 // and the digits in it so far
 	cl := e.classifier()
 	// Blocks are classified in batches (see classifier.masks), small at
 	// first, since most calls stop within a block or two, and larger while
@@ -259,7 +260,8 @@ func (s *Stream) blockRun(p []byte, i int) int {
 			// The run open at the end of the block before goes on to the
 			// first byte that is no chain byte.
 			fz := bits.TrailingZeros64(^c)
-			if b0+fz-runStart >= chainMin || b0+fz == len(p) || flag&(1<<fz-1) != 0 {
+			runDigits += bits.OnesCount64(m.digit & (1<<fz - 1))
+			if runDigits >= chainMin || b0+fz == len(p) || flag&(1<<fz-1) != 0 {
 				return runStart
 			}
 			if fz == 64 {
@@ -273,8 +275,10 @@ func (s *Stream) blockRun(p []byte, i int) int {
 			c &^= 1<<fz - 1
 		}
 		// The whole block at once: no run of chainMin bytes (a13 has bit k
-		// set when bytes k-12..k are all chain bytes), no stop byte right
-		// after a run, no flag, and no run touching the end of p.
+		// set when bytes k-12..k are all chain bytes; fewer bytes hold
+		// fewer digits), no stop byte right after a run, no flag, and no
+		// run touching the end of p. Otherwise run by run below, where what
+		// counts is the digits: "10.0.100.188" is 12 bytes, 9 digits.
 		a2 := c & (c << 1)
 		a4 := a2 & (a2 << 2)
 		a12 := a4 & (a4 << 4) & (a4 << 8)
@@ -285,7 +289,8 @@ func (s *Stream) blockRun(p []byte, i int) int {
 				return stopAt
 			}
 			if c>>63 != 0 {
-				runStart = b0 + 64 - bits.LeadingZeros64(^c)
+				st := 64 - bits.LeadingZeros64(^c)
+				runStart, runDigits = b0+st, bits.OnesCount64(m.digit>>st)
 			}
 			prev = *m
 			continue
@@ -302,13 +307,14 @@ func (s *Stream) blockRun(p []byte, i int) int {
 				if flag>>st != 0 {
 					return start
 				}
-				runStart = start
+				runStart, runDigits = start, bits.OnesCount64(m.digit>>st)
 				break
 			}
 			en := bits.TrailingZeros64(rest)
 			end := b0 + en
 			inRun := (flag & (1<<en - 1)) >> st
-			if end-start >= chainMin || end == len(p) || stop>>en&1 != 0 || inRun != 0 {
+			digits := bits.OnesCount64((m.digit & (1<<en - 1)) >> st)
+			if digits >= chainMin || end == len(p) || stop>>en&1 != 0 || inRun != 0 {
 				return start
 			}
 			c &^= 1<<en - 1
