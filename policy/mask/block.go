@@ -179,27 +179,30 @@ func (e *Engine) masksScalar(p []byte, at int) (m blockMasks) {
 func (s *Stream) blockRun(p []byte, i int) int {
 	e := s.e
 	kwOn := e.cvv || e.expiry
-	// The masks of the block before, for the views one and two bytes back.
+	// Blocks are classified in batches (see classifier.masks), small at
+	// first, since most calls stop within a block or two, and larger while
+	// the text goes on clear. buf[0] holds the block before the batch in
+	// buf[1:]: prev, the masks of the block before m, for the views one and
+	// two bytes back, points into buf, and no block is copied.
+	buf := &s.blocks // a field, not a local: no 1 KiB to clear per call
 	// Before i: no digit (a chain never ends on one), and maybe a keyword:
 	// the visible text before i is not p[:i], since escape sequences and
 	// invisible controls are transparent ("cvv:\x1b[0m123").
-	var prev blockMasks
-	prev.last, prev.tail = 1<<63, 1<<63
+	buf[0] = blockMasks{last: 1 << 63, tail: 1 << 63}
 	runStart := -1 // start of the run open at the end of the last block
 	runDigits := 0 // and the digits in it so far
 	cl := e.classifier()
-	// Blocks are classified in batches (see classifier.masks), small at
-	// first, since most calls stop within a block or two, and larger while
-	// the text goes on clear.
-	buf := &s.blocks // a field, not a local: no 1 KiB to clear per call
-	next, have, batch := 0, 0, 2
+	next, have, batch := 1, 1, 2
 	for b0 := i; b0 < len(p); b0 += 64 {
 		n := min(len(p)-b0, 64)
 		if next == have {
-			have, next = cl.masks(p, b0, buf[:batch]), 0
-			batch = min(2*batch, len(buf))
+			if have > 1 {
+				buf[0] = buf[have-1]
+			}
+			have, next = 1+cl.masks(p, b0, buf[1:1+batch]), 1
+			batch = min(2*batch, len(buf)-1)
 		}
-		m := &buf[next]
+		m, prev := &buf[next], &buf[next-1]
 		next++
 
 		// Bits inside runs that make their run stop.
@@ -265,7 +268,6 @@ func (s *Stream) blockRun(p []byte, i int) int {
 				return runStart
 			}
 			if fz == 64 {
-				prev = *m
 				continue
 			}
 			if stop>>fz&1 != 0 {
@@ -292,7 +294,6 @@ func (s *Stream) blockRun(p []byte, i int) int {
 				st := 64 - bits.LeadingZeros64(^c)
 				runStart, runDigits = b0+st, bits.OnesCount64(m.digit>>st)
 			}
-			prev = *m
 			continue
 		}
 		for c != 0 {
@@ -322,7 +323,6 @@ func (s *Stream) blockRun(p []byte, i int) int {
 		if stopAt < len(p) {
 			return stopAt
 		}
-		prev = *m
 	}
 	if runStart >= 0 {
 		return runStart // the run reaches the end of p

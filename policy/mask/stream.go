@@ -113,7 +113,7 @@ type Stream struct {
 	counts []atomic.Int64
 	leaked int // marks that came too late to apply: a bug, tests check it is 0
 
-	blocks [16]blockMasks // blockRun's scratch
+	blocks [17]blockMasks // blockRun's scratch: a batch and the block before it
 }
 
 // NewStream returns a Stream that forwards masked output to w.
