@@ -17,7 +17,7 @@ GOEXPERIMENT ?= simd
 export GOEXPERIMENT
 
 # Debian packages the tests need. Add a package by adding its name here.
-DEPS := openssh-server openssh-client asciinema postgresql mariadb-server
+DEPS := openssh-server openssh-client asciinema postgresql mariadb-server tmux
 
 # Time per target for `make fuzz`, and for the short smoke run in `make test`.
 FUZZTIME ?= 30s

@@ -8,14 +8,12 @@
 // key that ends the menu (Enter, q, Ctrl-C) it has read nothing more, and
 // type-ahead reaches the target.
 //
-// Not yet wired into sessions (issue 7): on a real terminal (tmux, 90x24),
-// when filtering shortens the list, the rows that go away are not fully
-// erased (the old row stays, less its last character), although the
-// model's views are right. The session keeps the plain line menu until the
-// renderer's output is fixed and tested on a screen.
+// What it draws is tested on a real screen: screen_test.go runs it in a
+// tmux pane and reads the pane back.
 package menu
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"io"
@@ -87,7 +85,11 @@ func Run(ctx context.Context, o Options) (string, error) {
 		// (stealing the target's type-ahead) and send terminal queries whose
 		// replies it then waits for. Keys come through inputLoop instead.
 		tea.WithInput(nil),
-		tea.WithOutput(o.Out),
+		// Without a tty input, bubbletea's renderer takes the terminal to
+		// map LF to CR LF (ONLCR) and moves down with a bare LF. Over SSH
+		// nothing does: the client's terminal is raw, and the bastion has
+		// no pty. So the mapping is done here.
+		tea.WithOutput(onlcr{o.Out}),
 		// Not the server process's environment, and not its signals.
 		tea.WithEnvironment([]string{"TERM=" + term}),
 		tea.WithoutSignalHandler(),
@@ -145,6 +147,19 @@ func Run(ctx context.Context, o Options) (string, error) {
 		return "", err
 	}
 	return m.chosen, nil
+}
+
+// onlcr writes to w with every LF as CR LF, as a tty's ONLCR would.
+type onlcr struct{ w io.Writer }
+
+func (o onlcr) Write(p []byte) (int, error) {
+	if bytes.IndexByte(p, '\n') < 0 {
+		return o.w.Write(p)
+	}
+	if _, err := o.w.Write(bytes.ReplaceAll(p, []byte("\n"), []byte("\r\n"))); err != nil {
+		return 0, err
+	}
+	return len(p), nil
 }
 
 // runner wraps the model for the program: it answers inputLoop once each key

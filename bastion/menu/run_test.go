@@ -202,3 +202,33 @@ func TestRunResize(t *testing.T) {
 	pw.Close()
 	waitGoroutines(t, before)
 }
+
+// TestKeystrokeIsSmall: over a slow link a keystroke must not redraw the
+// screen. After the first frame, typing one letter of the filter sends a
+// few dozen bytes, not the 2 KB of a full 80×24 frame.
+func TestKeystrokeIsSmall(t *testing.T) {
+	pr, pw := io.Pipe()
+	out := &syncBuffer{}
+	done := startRun(t, context.Background(), pr, out, nil)
+	settle := func() int {
+		// The renderer draws at its frame rate: wait until output stops.
+		n := -1
+		for n != len(out.String()) {
+			n = len(out.String())
+			time.Sleep(150 * time.Millisecond)
+		}
+		return n
+	}
+	first := settle()
+	write(t, pw, "j")
+	after := settle()
+	if first < 500 {
+		t.Fatalf("first frame is only %d bytes: %q", first, out.String())
+	}
+	if d := after - first; d == 0 || d > 300 {
+		t.Fatalf("one keystroke sent %d bytes (first frame %d): %q", d, first, out.String()[first:])
+	}
+	write(t, pw, "\x03")
+	wait(t, done)
+	pw.Close()
+}
