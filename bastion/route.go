@@ -21,6 +21,7 @@ var builtinHelp = []struct{ word, help string }{
 	{"targets", "the targets you may reach"},
 	{"help", "this text"},
 	{"sessions", "recorded sessions, newest first (auditors; --json)"},
+	{"replay", "replay ID [--speed X] [--idle-limit S] [--from T]: play a recording (auditors; ssh -t for the player)"},
 	{"approvals", "pending approval requests you may decide (--json)"},
 	{"approve", "approve ID [comment]: grant a request"},
 	{"deny", "deny ID --reason TEXT: refuse a request"},
@@ -56,6 +57,8 @@ func (st *session) route() exitResult {
 		return exitResult{}
 	case "sessions":
 		return st.builtinSessions(rest)
+	case "replay":
+		return st.builtinReplay(rest)
 	case "approvals":
 		return st.builtinApprovals(rest)
 	case "approve":
@@ -82,9 +85,15 @@ func (st *session) runTarget(name, command string) exitResult {
 		return exitResult{code: 1, reason: "access denied"}
 	}
 	if d := st.srv.config().DecideSession(st.id.Groups, t.Name); d.Action != policy.ActionAllow {
-		if d.Action == policy.ActionDeny || !st.hold(t, "access", "open a session on "+t.Name, "", d.Rule) {
-			return exitResult{code: 1, reason: "access held or denied by rule " + d.Rule}
+		if d.Action == policy.ActionDeny {
+			st.errorf("refused by rule %q", d.Rule)
+			return exitResult{code: 1, reason: "access denied by rule " + d.Rule}
 		}
+		until, ok := st.accessGrant(t, command, d.Rule)
+		if !ok {
+			return exitResult{code: 1, reason: "access held by rule " + d.Rule}
+		}
+		defer st.timeBox(t.Name, until)()
 	}
 	if command != "" && t.Kind == "ssh" {
 		reason, cmd := splitReason(command)

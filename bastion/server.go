@@ -35,6 +35,7 @@ import (
 	"charm.land/wish/v2"
 	gossh "golang.org/x/crypto/ssh"
 
+	"github.com/bastion-dev/bastion/bastion/metrics"
 	"github.com/bastion-dev/bastion/bastion/oidclogin"
 	"github.com/bastion-dev/bastion/keys"
 	"github.com/bastion-dev/bastion/policy"
@@ -63,6 +64,9 @@ type Options struct {
 	Now      func() time.Time // nil means time.Now
 	// HostName is how users reach the bastion, used in messages ("ssh -p 2222 127.0.0.1").
 	HostName string
+	// Metrics counts sessions by target kind and recording errors; nil
+	// counts nothing (metrics.listen unset).
+	Metrics *metrics.Metrics
 }
 
 // Server is the bastion's SSH server.
@@ -85,6 +89,7 @@ type Server struct {
 	stopOnce        sync.Once
 	masker          *mask.Engine
 	approvals       *broker
+	metrics         *metrics.Metrics // nil-safe
 
 	ssh  *ssh.Server
 	ptys ptyRegistry
@@ -111,6 +116,7 @@ func New(opt Options) (*Server, error) {
 		now:      opt.Now,
 		targetCA: opt.TargetCA,
 		hostName: opt.HostName,
+		metrics:  opt.Metrics,
 	}
 	if s.log == nil {
 		s.log = slog.Default()
@@ -127,6 +133,7 @@ func New(opt Options) (*Server, error) {
 	}
 	s.current.Store(state)
 	s.approvals = newBroker(opt.Store, s.config, s.now, s.audit)
+	s.approvals.startHooks(s.log, s.hostName) // approvals.webhook; stopped in stopBackground
 	if o := opt.Config.OIDC; o.Enabled() {
 		s.login = &loginState{
 			cfg: oidclogin.Config{
@@ -204,6 +211,7 @@ func (s *Server) stopBackground() {
 	s.stopOnce.Do(func() {
 		s.stopCheckpoints()
 		<-s.checkpointsDone
+		s.approvals.stopHooks()
 	})
 }
 

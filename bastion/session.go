@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"net/url"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -15,6 +16,7 @@ import (
 	gossh "golang.org/x/crypto/ssh"
 
 	"github.com/bastion-dev/bastion/keys"
+	"github.com/bastion-dev/bastion/policy"
 	"github.com/bastion-dev/bastion/recorder"
 )
 
@@ -69,6 +71,8 @@ type session struct {
 	winMu    sync.Mutex
 	win      ssh.Window
 	onResize func(ssh.Window) // the current consumer's resize hook, under winMu
+
+	leaveMetric func() // lowers the active-sessions gauge of the target being visited
 }
 
 func (s *Server) handleSession(sess ssh.Session) {
@@ -228,6 +232,12 @@ func (st *session) watchRecording(terminate bool, done <-chan struct{}) {
 	case <-done:
 	case <-st.rec.Failed():
 		st.srv.log.Error("recording failed", "user", st.id.User, "err", st.rec.Err(), "terminate", terminate)
+		st.srv.metrics.RecordingError()
+		// The store may be what failed; if this record cannot be written
+		// the log line above and the metric still tell.
+		st.srv.audit(recorder.AuditRecord{Type: "recording.failure", Outcome: recorder.OutcomeFailure, Reason: fmt.Sprint(st.rec.Err()),
+			User: st.id.User, Serial: st.id.Serial, Client: st.sess.RemoteAddr().String(), Session: st.rec.ID(),
+			Detail: map[string]string{"terminate": fmt.Sprint(terminate)}})
 		if terminate {
 			// Straight to the channel: this message cannot be recorded.
 			_, _ = fmt.Fprint(st.sess.Stderr(), "\r\nbastion: the session recording failed, so the session was ended (recording.on_failure: terminate)\r\n")
@@ -281,15 +291,112 @@ func (st *session) window() ssh.Window {
 	return st.win
 }
 
-// visit marks the recording where the session enters a target.
+// visit marks the recording where the session enters a target, and
+// puts the access into the trail with the resource reached (PCI DSS
+// 10.2.1.1 and 10.2.2.6): a target.access record for every visit, and an
+// exec.command record for a command run on an ssh or command target (SQL
+// statements get one record each from the REPL).
 func (st *session) visit(target string) {
 	st.rec.Marker("enter " + target)
 	st.rec.AddTarget(target)
+	t, _ := st.srv.config().Target(target)
+	st.leaveMetric = st.srv.metrics.EnterTarget(t.Kind)
+	detail := targetResource(t)
+	base := recorder.AuditRecord{Outcome: recorder.OutcomeSuccess, User: st.id.User, Serial: st.id.Serial,
+		Client: st.sess.RemoteAddr().String(), KeyFingerprint: st.id.KeyFingerprint, Session: st.rec.ID(), Target: target}
+	access := base
+	access.Type, access.Detail = "target.access", detail
+	records := []recorder.AuditRecord{access}
+	if cmd := st.commandFor(target); cmd != "" && (t.Kind == "ssh" || t.Kind == "command") {
+		exec := base
+		exec.Type = "exec.command"
+		exec.Detail = map[string]string{"kind": t.Kind}
+		if t.Kind == "ssh" {
+			// As runTarget does: a leading --reason is for approvers,
+			// not part of what runs.
+			var reason string
+			if reason, cmd = splitReason(cmd); reason != "" {
+				exec.Detail["reason_given"], _ = st.srv.maskEngine().MaskText(reason)
+			}
+		}
+		exec.Detail["command"], _ = st.srv.maskEngine().MaskText(cmd)
+		records = append(records, exec)
+	}
+	st.srv.auditAll(records...)
+}
+
+// auditAll appends records to the trail in one commit (one disk sync on
+// the session's path instead of one each); like audit, a failure is
+// logged and the action goes on.
+func (s *Server) auditAll(rs ...recorder.AuditRecord) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if _, err := s.store.AppendAudits(ctx, rs); err != nil {
+		s.log.Error("audit", "type", rs[0].Type, "records", len(rs), "err", err)
+	}
+}
+
+// commandFor is the command the session's exec request runs on target:
+// what follows the target's name (`ssh bastion web-1 uname -a`), or the
+// whole command when the login names the target (`ssh web-1@bastion
+// uname -a`). The menu and shells have none.
+func (st *session) commandFor(target string) string {
+	raw := strings.TrimLeft(st.sess.RawCommand(), " \t")
+	if st.loginIsTarget() && st.sess.User() == target {
+		return raw
+	}
+	if w, rest := splitFirstWord(raw); w == target {
+		return rest
+	}
+	return ""
+}
+
+// targetResource describes what a visit reaches, for the trail: kind,
+// address and database, never a credential (DSNs hold no password; policy
+// refuses one at load).
+func targetResource(t policy.Target) map[string]string {
+	d := map[string]string{"kind": t.Kind}
+	switch t.Kind {
+	case "ssh":
+		d["address"], d["target_user"] = t.Address, t.User
+	case "postgres":
+		if u, err := url.Parse(t.DSN); err == nil && u.Host != "" {
+			d["address"], d["database"] = u.Host, strings.TrimPrefix(u.Path, "/")
+		} else {
+			for _, kv := range strings.Fields(t.DSN) {
+				k, v, _ := strings.Cut(kv, "=")
+				switch k {
+				case "host":
+					d["address"] = v
+				case "dbname":
+					d["database"] = v
+				}
+			}
+		}
+	case "mysql":
+		if _, rest, ok := strings.Cut(t.DSN, "("); ok {
+			addr, db, _ := strings.Cut(rest, ")")
+			d["address"] = addr
+			db, _, _ = strings.Cut(strings.TrimPrefix(db, "/"), "?")
+			d["database"] = db
+		}
+	case "sqlite":
+		d["database"] = t.Path
+	case "command":
+		if len(t.Argv) > 0 {
+			d["argv0"] = t.Argv[0]
+		}
+	}
+	return d
 }
 
 func (st *session) leave(target string, res exitResult) {
 	// The target's output has ended: nothing it sent may stay held.
 	st.flushOutput()
+	if st.leaveMetric != nil {
+		st.leaveMetric()
+		st.leaveMetric = nil
+	}
 	label := fmt.Sprintf("leave %s exit=%d", target, res.code)
 	if res.signal != "" {
 		label = fmt.Sprintf("leave %s signal=%s", target, res.signal)
@@ -310,10 +417,16 @@ func (st *session) finish(res exitResult) {
 	// final writes get their own bound.
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
+	stop := recorder.AuditRecord{Type: "recording.stop", Outcome: recorder.OutcomeSuccess, User: st.id.User,
+		Serial: st.id.Serial, Client: st.sess.RemoteAddr().String(), Session: st.rec.ID()}
 	if err := st.rec.Close(ctx, &code, recorder.StateClosed, res.reason); err != nil {
 		st.srv.log.Error("recording close failed", "user", st.id.User, "err", err)
+		st.srv.metrics.RecordingError()
+		stop.Outcome, stop.Reason = recorder.OutcomeFailure, err.Error()
 	}
-	defer st.auditEnd(res, counts)
+	// After the client has its exit status: the trail's disk sync does
+	// not delay it.
+	defer st.auditEnd(res, counts, stop)
 	_ = st.sess.CloseWrite()
 	if res.signal != "" {
 		payload := gossh.Marshal(struct {
@@ -335,13 +448,17 @@ func (st *session) finish(res exitResult) {
 // the fact (the chain protects the digest, the digest the recording).
 func (st *session) auditStart() {
 	cmd, _ := st.srv.maskEngine().MaskText(st.sess.RawCommand())
-	st.srv.audit(recorder.AuditRecord{Type: "session.start", Outcome: recorder.OutcomeSuccess, User: st.id.User,
+	rc := st.srv.config().Recording
+	st.srv.auditAll(recorder.AuditRecord{Type: "session.start", Outcome: recorder.OutcomeSuccess, User: st.id.User,
 		Serial: st.id.Serial, Client: st.sess.RemoteAddr().String(), KeyFingerprint: st.id.KeyFingerprint,
 		Session: st.rec.ID(), Target: st.initialTarget,
-		Detail: map[string]string{"login": st.sess.User(), "command": cmd, "pty": fmt.Sprint(st.hasPty)}})
+		Detail: map[string]string{"login": st.sess.User(), "command": cmd, "pty": fmt.Sprint(st.hasPty)}},
+		recorder.AuditRecord{Type: "recording.start", Outcome: recorder.OutcomeSuccess, User: st.id.User,
+			Serial: st.id.Serial, Client: st.sess.RemoteAddr().String(), KeyFingerprint: st.id.KeyFingerprint, Session: st.rec.ID(),
+			Detail: map[string]string{"input": fmt.Sprint(rc.Input), "on_failure": rc.OnFailure}})
 }
 
-func (st *session) auditEnd(res exitResult, counts map[string]int64) {
+func (st *session) auditEnd(res exitResult, counts map[string]int64, stop recorder.AuditRecord) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	detail := map[string]string{"exit": fmt.Sprint(res.code)}
@@ -361,9 +478,13 @@ func (st *session) auditEnd(res exitResult, counts map[string]int64) {
 	if res.reason != "" {
 		outcome = recorder.OutcomeFailure
 	}
-	m, _ := st.srv.store.Session(ctx, st.rec.ID())
-	st.srv.audit(recorder.AuditRecord{Type: "session.end", Outcome: outcome, Reason: res.reason, User: st.id.User,
-		Serial: st.id.Serial, Client: st.sess.RemoteAddr().String(), Session: st.rec.ID(), Target: m.Target, Detail: detail})
+	m, err := st.srv.store.Session(ctx, st.rec.ID())
+	if err == nil {
+		detail["bytes_out"], detail["bytes_in"] = fmt.Sprint(m.BytesOut), fmt.Sprint(m.BytesIn)
+	}
+	st.srv.auditAll(stop, recorder.AuditRecord{Type: "session.end", Outcome: outcome, Reason: res.reason, User: st.id.User,
+		Serial: st.id.Serial, Client: st.sess.RemoteAddr().String(), KeyFingerprint: st.id.KeyFingerprint,
+		Session: st.rec.ID(), Target: m.Target, Detail: detail})
 }
 
 // flushOutput emits what the maskers hold once a source has ended.

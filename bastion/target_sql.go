@@ -103,16 +103,36 @@ func (st *session) runSQL(t policy.Target, command string) exitResult {
 	var mu sync.Mutex
 	verdicts := map[string]policy.Decision{}
 	masked := map[string]mask.Counts{}
+	// The approval of statements (approvals_session.go). In the interactive
+	// REPL a held statement is not run; `/approve <reason>` then asks for
+	// it, and once granted it is queued to run once, exactly as approved.
+	// All three live on the REPL's goroutine (Check, Slash and Queued).
+	interactive := st.hasPty && command == ""
+	var held, granted *heldStatement
+	queued := ""
 	check := func(ctx context.Context, stmt string) error {
-		d := st.srv.config().DecideStatement(st.id.Groups, t.Name, stmt)
+		d := st.srv.config().DecideStatement(policy.DialectOf(t), st.id.Groups, t.Name, stmt)
 		mu.Lock()
 		verdicts[stmt] = d
 		mu.Unlock()
+		if g := granted; g != nil && g.stmt == stmt && d.Action != policy.ActionDeny {
+			granted = nil
+			if _, err := st.srv.approvals.consume(ctx, g.id, st.id.User, stmt); err != nil {
+				st.srv.log.Error("use approval", "user", st.id.User, "request", g.id, "err", err)
+				return fmt.Errorf("request %d could not be used (%v); nothing was run", g.id, err)
+			}
+			return nil
+		}
 		switch d.Action {
 		case policy.ActionDeny:
-			return fmt.Errorf("refused by rule %q (%s statement)", d.Rule, policy.ClassifyStatement(stmt))
+			return fmt.Errorf("refused by rule %q (%s statement)", d.Rule, policy.ClassifyStatement(policy.DialectOf(t), stmt))
 		case policy.ActionApprove:
-			if !st.hold(t, "statement", stmt, reason, d.Rule) {
+			if interactive && reason == "" {
+				held = &heldStatement{stmt: stmt, rule: d.Rule}
+				st.heldMessage(t, stmt, d.Rule, true)
+				return fmt.Errorf("not run: held by rule %q until approved", d.Rule)
+			}
+			if !st.hold(t, kindStatement, stmt, reason, d.Rule) {
 				return fmt.Errorf("not run: held by rule %q until approved", d.Rule)
 			}
 			reason = "" // one --reason covers one statement
@@ -131,7 +151,7 @@ func (st *session) runSQL(t policy.Target, command string) exitResult {
 		if err != nil {
 			outcome, why = recorder.OutcomeFailure, err.Error()
 		}
-		detail := map[string]string{"statement": shown, "class": policy.ClassifyStatement(stmt), "decision": d.Action,
+		detail := map[string]string{"statement": shown, "class": policy.ClassifyStatement(policy.DialectOf(t), stmt), "decision": d.Action,
 			"rule": d.Rule, "rows": fmt.Sprint(rows), "duration": dur.String(), "kind": t.Kind}
 		for k, v := range counts {
 			detail["masked."+k] = fmt.Sprint(v)
@@ -145,6 +165,7 @@ func (st *session) runSQL(t policy.Target, command string) exitResult {
 		mu.Unlock()
 	}
 
+	var noticeSeen uint64
 	code := sqlrepl.Run(ctx, sqlrepl.Options{
 		Target: sqlrepl.Target{Name: t.Name, Kind: t.Kind, DSN: t.DSN, Password: password, Path: t.Path},
 		In:     st.input.reader(ctx), Out: st.stdout, Err: st.stderr, PTY: st.hasPty,
@@ -158,10 +179,21 @@ func (st *session) runSQL(t policy.Target, command string) exitResult {
 		Resized: resized, Interrupt: interrupt, Masker: st.srv.maskEngine(),
 		QueryTimeout: time.Duration(st.srv.config().Session.QueryTimeout), Format: format,
 		Check: check, Statement: statement, Masked: onMasked, Now: st.srv.now,
-		Slash: st.slashCommand,
+		Slash: func(ctx context.Context, line string) bool {
+			return st.approvalSlash(ctx, t, line, &held, &granted, &queued)
+		},
+		Queued: func() string { q := queued; queued = ""; return q },
+		Notice: func() string {
+			if n := st.approvalNotice(&noticeSeen, false, "/approvals"); n != "" {
+				return "bastion: " + n
+			}
+			return ""
+		},
 		// Defence in depth: what the classifier calls a read runs where
 		// the database itself refuses writes.
-		ReadOnly: func(stmt string) bool { return policy.ClassifyStatement(stmt) == policy.StatementRead },
+		ReadOnly: func(stmt string) bool {
+			return policy.ClassifyStatement(policy.DialectOf(t), stmt) == policy.StatementRead
+		},
 	}, command)
 	res := exitResult{code: code}
 	if code != 0 && errors.Is(st.ctx.Err(), context.Canceled) {
@@ -184,8 +216,8 @@ func (st *session) slashCommand(_ context.Context, line string) bool {
 		id, reason := splitFirstWord(rest)
 		st.builtinDecide(id+" --reason "+strconvQuote(reason), false)
 	case "/help":
-		fmt.Fprintf(st.stdout, "/approvals  pending requests you may decide%s/grant ID [comment]  grant one%s/deny ID reason  refuse one%s",
-			st.newline(), st.newline(), st.newline())
+		fmt.Fprintf(st.stdout, "/approve REASON  ask for approval of the statement a rule held%s/approvals  pending requests you may decide%s/grant ID [comment]  grant one%s/deny ID reason  refuse one%s",
+			st.newline(), st.newline(), st.newline(), st.newline())
 	default:
 		return false
 	}

@@ -14,6 +14,9 @@
 //     exchange, login and exec, end to end.
 //   - BenchmarkRecording runs the recorder alone, in process, on the same
 //     data: the most output per second one session's recording sustains.
+//   - BenchmarkReplay plays a generated one-hour, 200 MB recording from the
+//     store with the auditors' player, in process: time to the first frame
+//     and to the screen at the end (bench/replay_test.go).
 //
 // Knobs (environment, or the flags after -args):
 //

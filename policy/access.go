@@ -1,9 +1,6 @@
 package policy
 
-import (
-	"path"
-	"slices"
-)
+import "slices"
 
 // The decisions below fail closed: no groups, no matching role, an unknown
 // target or a nil *Config all mean no. Groups come from the user's
@@ -30,13 +27,14 @@ func (c *Config) RolesFor(groups []string) []Role {
 // TargetsFor returns the targets an identity with these groups may reach,
 // in config order, each once even when several roles grant it.
 func (c *Config) TargetsFor(groups []string) []Target {
-	roles := c.RolesFor(groups)
-	if len(roles) == 0 {
+	ix := c.index()
+	if ix == nil || len(groups) == 0 {
 		return nil
 	}
+	roles := ix.held(groups)
 	var out []Target
-	for _, t := range c.Targets {
-		if grants(roles, t.Name, func(r Role) []string { return r.Targets }) {
+	for i, t := range c.Targets {
+		if roles.intersects(ix.perTarget[i].reach) {
 			out = append(out, t)
 		}
 	}
@@ -45,13 +43,12 @@ func (c *Config) TargetsFor(groups []string) []Target {
 
 // Target returns the configured target with this exact name.
 func (c *Config) Target(name string) (Target, bool) {
-	if c == nil {
+	ix := c.index()
+	if ix == nil {
 		return Target{}, false
 	}
-	for _, t := range c.Targets {
-		if t.Name == name {
-			return t, true
-		}
+	if pos, ok := ix.target[name]; ok {
+		return c.Targets[pos], true
 	}
 	return Target{}, false
 }
@@ -59,20 +56,16 @@ func (c *Config) Target(name string) (Target, bool) {
 // CanAccess reports whether an identity with these groups may open a
 // session to the named target. Rules may still deny or hold what it opens.
 func (c *Config) CanAccess(groups []string, target string) bool {
-	if _, ok := c.Target(target); !ok {
-		return false
-	}
-	return grants(c.RolesFor(groups), target, func(r Role) []string { return r.Targets })
+	ix, ti, ok := c.lookup(target)
+	return ok && ix.held(groups).intersects(ti.reach)
 }
 
 // CanApprove reports whether an identity with these groups may grant
 // approval requests for the named target (a role's approve globs).
 // Whoever asked for an approval never grants it; that is the broker's check.
 func (c *Config) CanApprove(groups []string, target string) bool {
-	if _, ok := c.Target(target); !ok {
-		return false
-	}
-	return grants(c.RolesFor(groups), target, func(r Role) []string { return r.Approve })
+	ix, ti, ok := c.lookup(target)
+	return ok && ix.held(groups).intersects(ti.approve)
 }
 
 // IsAuditor reports whether an identity with these groups holds a role with
@@ -89,46 +82,14 @@ func (c *Config) IsAuditor(groups []string) bool {
 // RulesFor returns the rules that apply to an identity with these groups on
 // the named target, in config order (the bastion applies the first whose
 // statements or commands match). A rule without roles applies to everyone.
+// A name that is not a configured target has no rules.
 func (c *Config) RulesFor(groups []string, target string) []Rule {
-	if c == nil {
-		return nil
-	}
-	var held []string
-	for _, r := range c.RolesFor(groups) {
-		held = append(held, r.Name)
-	}
 	var out []Rule
-	for _, r := range c.Rules {
-		if !matchAny(r.Targets, target) {
-			continue
-		}
-		if len(r.Roles) > 0 && !slices.ContainsFunc(r.Roles, func(n string) bool { return slices.Contains(held, n) }) {
-			continue
-		}
+	c.eachRule(groups, target, func(r Rule) bool {
 		out = append(out, r)
-	}
+		return false
+	})
 	return out
-}
-
-// grants reports whether any of roles has a glob (picked by globs) matching target.
-func grants(roles []Role, target string, globs func(Role) []string) bool {
-	for _, r := range roles {
-		if matchAny(globs(r), target) {
-			return true
-		}
-	}
-	return false
-}
-
-// matchAny reports whether name matches one of the path.Match globs. A
-// malformed glob matches nothing (validation has rejected it already).
-func matchAny(globs []string, name string) bool {
-	for _, g := range globs {
-		if ok, err := path.Match(g, name); err == nil && ok {
-			return true
-		}
-	}
-	return false
 }
 
 // Unmasked reports whether a user with these groups may see clear values

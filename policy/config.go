@@ -100,6 +100,10 @@ type Config struct {
 	Rules        []Rule       `yaml:"rules,omitempty"`
 	Approvals    Approvals    `yaml:"approvals"`
 	Masking      Masking      `yaml:"masking"`
+	// Audit configures copies of the audit trail outside the store.
+	Audit Audit `yaml:"audit,omitempty"`
+	// Metrics configures the Prometheus endpoint; off unless Listen is set.
+	Metrics Metrics `yaml:"metrics,omitempty"`
 
 	// Path is the file the config came from, for messages. Relative paths in
 	// the file (data_dir, identity_file, known_hosts, path, password_file,
@@ -108,6 +112,9 @@ type Config struct {
 	// Warnings are problems that do not stop the bastion from starting, such
 	// as a role glob that matches no target yet. check-config prints them.
 	Warnings ConfigErrors `yaml:"-"`
+
+	// ix is the decision index Parse builds (access_index.go).
+	ix *index
 }
 
 // Certificates sets the lifetime of user certificates the bastion issues.
@@ -250,11 +257,62 @@ type Rule struct {
 
 // Approvals configures the approval broker for ActionApprove rules.
 type Approvals struct {
-	// TTL is how long a granted approval stays usable. Default 15m.
+	// TTL is how long a request waits for its approvers before it expires;
+	// an expired request cannot be granted. Default 15m.
 	TTL Duration `yaml:"ttl"`
 	// Required is how many distinct approvers must grant it. Default 1;
 	// requesters never approve themselves.
 	Required int `yaml:"required"`
+	// Window is how long a granted request for a whole target (a rule with
+	// access: session) keeps that target open to its requester: sessions
+	// may open until it ends, and those still open then are ended. Default 1h.
+	Window Duration `yaml:"window"`
+	// Webhook, when set, is told of every request filed and decided.
+	Webhook *Webhook `yaml:"webhook,omitempty"`
+}
+
+// ResolveURL returns the webhook's URL, from the config, its file or its
+// environment variable, checked as at load (CheckWebhookURL).
+func (w *Webhook) ResolveURL() (string, error) {
+	u := w.URL
+	switch {
+	case w.URLFile != "":
+		b, err := os.ReadFile(w.URLFile)
+		if err != nil {
+			return "", fmt.Errorf("approvals.webhook.url_file: %w", err)
+		}
+		u = strings.TrimSpace(string(b))
+	case w.URLEnv != "":
+		v, ok := os.LookupEnv(w.URLEnv)
+		if !ok {
+			return "", fmt.Errorf("approvals.webhook.url_env: $%s is not set", w.URLEnv)
+		}
+		u = strings.TrimSpace(v)
+	}
+	if err := CheckWebhookURL(u); err != nil {
+		return "", fmt.Errorf("approvals.webhook: %w", err)
+	}
+	return u, nil
+}
+
+// Webhook is an HTTP endpoint (a Slack incoming webhook, or anything that
+// takes a JSON POST) told of approval requests. It is a notification only:
+// a slow or failing endpoint never blocks, grants or denies anything.
+type Webhook struct {
+	// URL receives the POST: https, or http to a loopback address only
+	// (requests, statements and reasons travel in it). A URL with a token
+	// in it (Slack's) is a credential: prefer URLFile or URLEnv, which the
+	// bastion reads at each event. Exactly one of the three is required.
+	URL string `yaml:"url,omitempty"`
+	// URLFile holds the URL (one line); relative to the config's directory.
+	URLFile string `yaml:"url_file,omitempty"`
+	// URLEnv names an environment variable holding the URL.
+	URLEnv string `yaml:"url_env,omitempty"`
+	// Timeout bounds one attempt. Default 5s.
+	Timeout Duration `yaml:"timeout"`
+	// Retries is how many more attempts follow a failed one, with
+	// backoff (1s, 2s, 4s, ...). Default 3.
+	Retries int `yaml:"retries"`
 }
 
 // Masking configures what the masker hides from screens and recordings.
@@ -268,6 +326,42 @@ type Masking struct {
 	Rules []MaskRule `yaml:"rules,omitempty"`
 	// UnmaskRoles may see clear values on screen; recordings stay masked.
 	UnmaskRoles []string `yaml:"unmask_roles,omitempty"`
+}
+
+// Audit configures copies of the audit trail; the trail itself always
+// lives in the store.
+type Audit struct {
+	// Syslog, when set, sends every audit record to a syslog collector or
+	// SIEM as an RFC 5424 message.
+	Syslog *Syslog `yaml:"syslog,omitempty"`
+}
+
+// Syslog facilities audit.syslog.facility accepts.
+var SyslogFacilities = []string{"auth", "authpriv", "daemon", "user", "syslog", "kern",
+	"local0", "local1", "local2", "local3", "local4", "local5", "local6", "local7"}
+
+// Syslog is where audit records are copied to.
+type Syslog struct {
+	// Network is udp, tcp (octet-counted, RFC 6587) or unix (a local
+	// socket such as /dev/log). Required.
+	Network string `yaml:"network"`
+	// Address is host:port for udp and tcp, a socket path for unix. Required.
+	Address string `yaml:"address"`
+	// AppName is the RFC 5424 APP-NAME; default bastion.
+	AppName string `yaml:"app_name,omitempty"`
+	// Facility is one of SyslogFacilities; default auth.
+	Facility string `yaml:"facility,omitempty"`
+	// Queue bounds the records waiting for a slow or absent collector;
+	// beyond it records are dropped from the copy (never from the store)
+	// and counted. Default 4096.
+	Queue int `yaml:"queue,omitempty"`
+}
+
+// Metrics configures the Prometheus endpoint.
+type Metrics struct {
+	// Listen is host:port for GET /metrics, e.g. 127.0.0.1:9102; empty
+	// (the default) serves no metrics.
+	Listen string `yaml:"listen,omitempty"`
 }
 
 // MaskRule masks every match of a regular expression (RE2 syntax).
@@ -290,7 +384,7 @@ func Defaults() *Config {
 			Retention:     Duration(400 * day),
 			OnFailure:     OnFailureTerminate,
 		},
-		Approvals: Approvals{TTL: Duration(15 * time.Minute), Required: 1},
+		Approvals: Approvals{TTL: Duration(15 * time.Minute), Required: 1, Window: Duration(time.Hour)},
 		Masking:   Masking{Detectors: []string{DetectorPAN, DetectorTrack, DetectorExpiry, DetectorCVV}},
 	}
 }
@@ -343,6 +437,7 @@ func Parse(data []byte, name, baseDir string) (*Config, error) {
 	slices.SortStableFunc(v.warns, func(a, b *ConfigError) int { return a.Line - b.Line })
 	c.Warnings = v.warns
 	c.resolvePaths(baseDir)
+	c.ix = newIndex(c)
 	return c, nil
 }
 
@@ -409,6 +504,9 @@ func (c *Config) resolvePaths(baseDir string) {
 	}
 	abs(&c.DataDir)
 	abs(&c.OIDC.ClientSecretFile)
+	if c.Approvals.Webhook != nil {
+		abs(&c.Approvals.Webhook.URLFile)
+	}
 	for i := range c.Targets {
 		t := &c.Targets[i]
 		abs(&t.IdentityFile)

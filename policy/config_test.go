@@ -42,7 +42,7 @@ func TestParseErrors(t *testing.T) {
 		{"unknown key with suggestion", head + "recording:\n  retension: 400d\n", []wantErr{
 			{4, "recording.retension", "unknown key retension; did you mean retention?"}}},
 		{"unknown key without suggestion", head + "frobnicate: yes\n", []wantErr{
-			{3, "frobnicate", "unknown key frobnicate; known keys here: approvals, certificates"}}},
+			{3, "frobnicate", "unknown key frobnicate; known keys here: approvals, audit, certificates"}}},
 		{"typo in target", head + "targets:\n  - name: web-1\n    kind: ssh\n    adress: 10.0.0.5:22\n    user: u\n    identity_file: k\n    known_hosts: kh\n", []wantErr{
 			{4, "targets[0].address", "ssh target needs an address like 10.0.0.5:22"},
 			{6, "targets[0].adress", "did you mean address?"}}},

@@ -1,6 +1,9 @@
 package policy
 
-import "strings"
+import (
+	"slices"
+	"strings"
+)
 
 // Decision is what policy says about one action of a session.
 type Decision struct {
@@ -19,17 +22,21 @@ func (c *Config) DecideCommand(groups []string, target, command string) Decision
 	if !c.CanAccess(groups, target) {
 		return Decision{Action: ActionDeny}
 	}
-	for _, r := range c.RulesFor(groups, target) {
+	d := Decision{Action: ActionAllow}
+	command = normalizeSpace(command)
+	c.eachRule(groups, target, func(r Rule) bool {
 		if r.Access != AccessCommand {
-			continue
+			return false
 		}
 		for _, g := range r.Commands {
-			if MatchCommand(g, command) {
-				return Decision{Action: r.Action, Rule: r.Name}
+			if globMatch(normalizeSpace(g), command) {
+				d = Decision{Action: r.Action, Rule: r.Name}
+				return true
 			}
 		}
-	}
-	return Decision{Action: ActionAllow}
+		return false
+	})
+	return d
 }
 
 // DecideSession decides opening a session on target at all (rules with
@@ -38,12 +45,15 @@ func (c *Config) DecideSession(groups []string, target string) Decision {
 	if !c.CanAccess(groups, target) {
 		return Decision{Action: ActionDeny}
 	}
-	for _, r := range c.RulesFor(groups, target) {
+	d := Decision{Action: ActionAllow}
+	c.eachRule(groups, target, func(r Rule) bool {
 		if r.Access == AccessSession {
-			return Decision{Action: r.Action, Rule: r.Name}
+			d = Decision{Action: r.Action, Rule: r.Name}
+			return true
 		}
-	}
-	return Decision{Action: ActionAllow}
+		return false
+	})
+	return d
 }
 
 // MatchCommand matches a command line against a rule's pattern: '*'
@@ -84,4 +94,22 @@ func globMatch(p, s string) bool {
 		pi++
 	}
 	return pi == len(p)
+}
+
+// DecideClass decides a SQL statement of the given class (StatementRead,
+// ...) on target: the policy half of DecideStatement, without the parse,
+// so that it stays a cheap pure function whatever the classifier costs.
+func (c *Config) DecideClass(groups []string, target, class string) Decision {
+	if !c.CanAccess(groups, target) {
+		return Decision{Action: ActionDeny}
+	}
+	d := Decision{Action: ActionAllow}
+	c.eachRule(groups, target, func(r Rule) bool {
+		if r.Access == AccessStatement && slices.Contains(r.Statements, class) {
+			d = Decision{Action: r.Action, Rule: r.Name}
+			return true
+		}
+		return false
+	})
+	return d
 }

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 
 	"gopkg.in/yaml.v3"
 )
@@ -499,6 +500,40 @@ func (d *decoder) config(root *yaml.Node, c *Config) {
 			d.mapping(n, p, "a mapping like { ttl: 15m, required: 1 }", map[string]field{
 				"ttl":      d.duration(&c.Approvals.TTL),
 				"required": d.integer(&c.Approvals.Required),
+				"window":   d.duration(&c.Approvals.Window),
+				"webhook": func(n *yaml.Node, p string) {
+					w := &Webhook{Timeout: Duration(5 * time.Second), Retries: 3}
+					if d.mapping(n, p, "a mapping like { url: https://hooks.example.com/..., timeout: 5s, retries: 3 }", map[string]field{
+						"url":      d.text(&w.URL),
+						"url_file": d.text(&w.URLFile),
+						"url_env":  d.text(&w.URLEnv),
+						"timeout":  d.duration(&w.Timeout),
+						"retries":  d.integer(&w.Retries),
+					}) {
+						c.Approvals.Webhook = w
+					}
+				},
+			})
+		},
+		"audit": func(n *yaml.Node, p string) {
+			d.mapping(n, p, "a mapping like { syslog: { network: udp, address: 127.0.0.1:514 } }", map[string]field{
+				"syslog": func(n *yaml.Node, p string) {
+					sl := &Syslog{}
+					if d.mapping(n, p, "a mapping like { network: tcp, address: siem.example.com:6514, facility: auth }", map[string]field{
+						"network":  d.text(&sl.Network),
+						"address":  d.text(&sl.Address),
+						"app_name": d.text(&sl.AppName),
+						"facility": d.text(&sl.Facility),
+						"queue":    d.integer(&sl.Queue),
+					}) {
+						c.Audit.Syslog = sl
+					}
+				},
+			})
+		},
+		"metrics": func(n *yaml.Node, p string) {
+			d.mapping(n, p, "a mapping like { listen: 127.0.0.1:9102 }", map[string]field{
+				"listen": d.text(&c.Metrics.Listen),
 			})
 		},
 		"masking": func(n *yaml.Node, p string) {

@@ -85,6 +85,8 @@ func (v *validator) config(c *Config) {
 	v.rules(c.Rules, c.Targets, roles)
 	v.approvals(c.Approvals)
 	v.masking(c.Masking, roles)
+	v.audit(c.Audit)
+	v.metrics(c.Metrics)
 }
 
 func validPort(s string) bool {
@@ -590,6 +592,40 @@ func (v *validator) approvals(a Approvals) {
 	if a.Required < 1 {
 		v.errf("approvals.required", "must be at least 1: an approval nobody grants is no approval")
 	}
+	v.positive("approvals.window", a.Window, "1h")
+	if w := a.Webhook; w != nil {
+		set := 0
+		for _, s := range []string{w.URL, w.URLFile, w.URLEnv} {
+			if s != "" {
+				set++
+			}
+		}
+		switch {
+		case set == 0:
+			v.errf("approvals.webhook.url", "required: the endpoint to POST to, e.g. https://hooks.slack.com/services/..., or url_file / url_env holding it (remove webhook to send none)")
+		case set > 1:
+			v.errf("approvals.webhook.url", "set one of url, url_file and url_env, not several")
+		case w.URL != "":
+			if err := CheckWebhookURL(w.URL); err != nil {
+				v.errf("approvals.webhook.url", "%v", err)
+			}
+		}
+		v.positive("approvals.webhook.timeout", w.Timeout, "5s")
+		if w.Retries < 0 || w.Retries > 10 {
+			v.errf("approvals.webhook.retries", "want 0 to 10 retries, got %d", w.Retries)
+		}
+	}
+}
+
+// CheckWebhookURL checks an approvals.webhook URL, at load and, for
+// url_file and url_env, at each use. Its message never echoes the URL:
+// webhook URLs carry their token.
+func CheckWebhookURL(s string) error {
+	u, err := url.Parse(s)
+	if err != nil || u.Host == "" || u.Opaque != "" || (u.Scheme != "https" && !(u.Scheme == "http" && isLoopback(u.Hostname()))) {
+		return fmt.Errorf("want an https URL like https://hooks.slack.com/services/...: requests, statements and reasons travel in it (plain http only for localhost)")
+	}
+	return nil
 }
 
 func (v *validator) masking(m Masking, roles map[string]bool) {
@@ -630,5 +666,57 @@ func (v *validator) masking(m Masking, roles map[string]bool) {
 		if !roles[name] {
 			v.errf(fmt.Sprintf("masking.unmask_roles[%d]", i), "unknown role %q (%s)", name, known(roles))
 		}
+	}
+}
+
+// audit checks audit.syslog.
+func (v *validator) audit(a Audit) {
+	sl := a.Syslog
+	if sl == nil {
+		return
+	}
+	const p = "audit.syslog"
+	switch sl.Network {
+	case "udp", "tcp":
+		if sl.Address == "" {
+			v.errf(p+".address", "required: the collector's host:port, e.g. 127.0.0.1:514")
+		} else if _, port, err := net.SplitHostPort(sl.Address); err != nil || !validPort(port) {
+			v.errf(p+".address", "want host:port like siem.example.com:6514, got %q", sl.Address)
+		}
+	case "unix":
+		if sl.Address == "" || !strings.HasPrefix(sl.Address, "/") {
+			v.errf(p+".address", "want the absolute path of a local syslog socket, e.g. /dev/log, got %q", sl.Address)
+		}
+	case "":
+		v.errf(p+".network", "required: udp, tcp or unix")
+	default:
+		v.errf(p+".network", "want udp, tcp or unix, got %q", sl.Network)
+	}
+	if sl.AppName != "" {
+		if len(sl.AppName) > 48 || strings.IndexFunc(sl.AppName, func(r rune) bool { return r <= ' ' || r >= 0x7f }) >= 0 {
+			v.errf(p+".app_name", "want at most 48 printable ASCII characters without spaces (RFC 5424 APP-NAME), got %q", sl.AppName)
+		}
+	}
+	if sl.Facility != "" && !slices.Contains(SyslogFacilities, sl.Facility) {
+		v.errf(p+".facility", "unknown facility %q; want one of %s", sl.Facility, strings.Join(SyslogFacilities, ", "))
+	}
+	if sl.Queue < 0 {
+		v.errf(p+".queue", "must be 0 (the default, 4096) or more")
+	}
+}
+
+// metrics checks metrics.listen. The endpoint has no authentication, so
+// an address beyond loopback is allowed but warned about.
+func (v *validator) metrics(m Metrics) {
+	if m.Listen == "" {
+		return
+	}
+	host, port, err := net.SplitHostPort(m.Listen)
+	if err != nil || !validPort(port) {
+		v.errf("metrics.listen", "want host:port like 127.0.0.1:9102, got %q", m.Listen)
+		return
+	}
+	if !isLoopback(host) {
+		v.warnf("metrics.listen", "%s is reachable beyond this host and /metrics has no authentication; bind to 127.0.0.1 or firewall the port", m.Listen)
 	}
 }

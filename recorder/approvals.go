@@ -51,6 +51,9 @@ type ApprovalRecord struct {
 	Expires   time.Time          `json:"expires"`
 	State     string             `json:"state"`
 	Decisions []ApprovalDecision `json:"decisions,omitempty"`
+	// WindowEnds is set when a request for access to a whole target is
+	// granted: its requester may open sessions there until then.
+	WindowEnds time.Time `json:"window_ends,omitzero"`
 }
 
 // PutApproval stores r; an r.ID of 0 gets the next id. It returns r as

@@ -1,13 +1,19 @@
 package recorder
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
+	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	bolt "go.etcd.io/bbolt"
 )
@@ -53,25 +59,122 @@ const DetailRecordingDigest = "recording_sha256"
 // AuditFilter selects audit records; zero fields do not filter. Results
 // are newest first.
 type AuditFilter struct {
-	User, Type, Session string
-	Since, Until        time.Time
-	Limit               int
+	// User, Session and Target match the record's fields exactly.
+	User, Session, Target string
+	// Type matches a type exactly ("login.failure") or a family of types:
+	// "approval" or "approval." matches approval.filed, approval.granted, ...
+	Type string
+	// Outcome is OutcomeSuccess or OutcomeFailure.
+	Outcome string
+	// Text is free text searched, case-insensitively, in the reason and
+	// every detail value: the commands and statements users ran.
+	Text string
+	// Since (inclusive) and Until (exclusive) bound the record's time.
+	Since, Until time.Time
+	// After keeps only records appended after the one with this sequence
+	// number: what a follower has not seen yet.
+	After uint64
+	// Limit caps the number of results; 0 means all.
+	Limit int
+}
+
+// typeMatches reports whether typ is want or a member of the family want.
+func typeMatches(want, typ string) bool {
+	want = strings.TrimSuffix(want, ".")
+	return typ == want || strings.HasPrefix(typ, want+".")
 }
 
 func (f AuditFilter) match(r AuditRecord) bool {
 	switch {
+	case f.After != 0 && r.Seq <= f.After:
+		return false
 	case f.User != "" && r.User != f.User:
 		return false
-	case f.Type != "" && r.Type != f.Type:
+	case f.Type != "" && !typeMatches(f.Type, r.Type):
 		return false
 	case f.Session != "" && r.Session != f.Session:
+		return false
+	case f.Target != "" && r.Target != f.Target:
+		return false
+	case f.Outcome != "" && r.Outcome != f.Outcome:
 		return false
 	case !f.Since.IsZero() && r.Time.Before(f.Since):
 		return false
 	case !f.Until.IsZero() && !r.Time.Before(f.Until):
 		return false
+	case f.Text != "" && !recordContains(r, strings.ToLower(f.Text)):
+		return false
 	}
 	return true
+}
+
+// textPrefilter returns the lower-cased free-text filter when a record
+// that matches it must hold it verbatim in its stored JSON (lower-cased
+// too): true when encoding/json writes each of its characters as itself.
+// A scan then decodes only the records whose bytes contain it.
+func textPrefilter(text string) []byte {
+	if text == "" {
+		return nil
+	}
+	for _, c := range text {
+		if c < 0x20 || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' || c == '\u2028' || c == '\u2029' || c == utf8.RuneError {
+			return nil
+		}
+	}
+	return bytes.ToLower([]byte(text))
+}
+
+// containsFold reports whether hay, lower-cased as bytes.ToLower does,
+// holds the lower-case needle. Stored records are nearly always ASCII,
+// and then no copy is made.
+func containsFold(hay, needle []byte) bool {
+	for _, c := range hay {
+		if c >= utf8.RuneSelf {
+			return bytes.Contains(bytes.ToLower(hay), needle)
+		}
+	}
+	for _, c := range needle {
+		if c >= utf8.RuneSelf {
+			return false // an ASCII hay lower-cases to ASCII
+		}
+	}
+	first, upper := needle[0], needle[0]
+	if 'a' <= first && first <= 'z' {
+		upper -= 'a' - 'A'
+	}
+	for i := 0; i+len(needle) <= len(hay); i++ {
+		if c := hay[i]; c != first && c != upper {
+			continue
+		}
+		j := 1
+		for ; j < len(needle); j++ {
+			c := hay[i+j]
+			if 'A' <= c && c <= 'Z' {
+				c += 'a' - 'A'
+			}
+			if c != needle[j] {
+				break
+			}
+		}
+		if j == len(needle) {
+			return true
+		}
+	}
+	return false
+}
+
+// recordContains reports whether the reason or a detail value of r holds
+// the lower-case text.
+func recordContains(r AuditRecord, lower string) bool {
+	if strings.Contains(strings.ToLower(r.Reason), lower) {
+		return true
+	}
+	for _, v := range r.Detail {
+		if strings.Contains(strings.ToLower(v), lower) {
+			return true
+		}
+	}
+	return false
 }
 
 // chainHash computes the hash of r (its Hash field ignored) after prev.
@@ -90,51 +193,95 @@ func chainHash(r AuditRecord) (string, error) {
 // AppendAudit adds r to the end of the trail, filling Seq, Prev and Hash
 // (and Time, when zero, with the current UTC time), and returns it as stored.
 func (s *BoltStore) AppendAudit(ctx context.Context, r AuditRecord) (AuditRecord, error) {
+	out, err := s.AppendAudits(ctx, []AuditRecord{r})
+	if err != nil {
+		return r, err
+	}
+	return out[0], nil
+}
+
+// AppendAudits adds records to the end of the trail in one transaction, in
+// order, and returns them as stored. It is AppendAudit for many records at
+// once (an import, a benchmark's million records): one commit instead of
+// one per record. Either all are appended or none.
+func (s *BoltStore) AppendAudits(ctx context.Context, rs []AuditRecord) ([]AuditRecord, error) {
 	if err := s.enter(ctx); err != nil {
-		return r, fmt.Errorf("append audit record: %w", err)
+		return nil, fmt.Errorf("append audit record: %w", err)
 	}
 	defer s.mu.RUnlock()
-	if r.Type == "" || (r.Outcome != OutcomeSuccess && r.Outcome != OutcomeFailure) {
-		return r, fmt.Errorf("append audit record: type and outcome (success|failure) are required, got %q/%q", r.Type, r.Outcome)
+	out := make([]AuditRecord, len(rs))
+	now := time.Now()
+	for i, r := range rs {
+		if r.Type == "" || (r.Outcome != OutcomeSuccess && r.Outcome != OutcomeFailure) {
+			return nil, fmt.Errorf("append audit record: type and outcome (success|failure) are required, got %q/%q", r.Type, r.Outcome)
+		}
+		if r.Time.IsZero() {
+			r.Time = now
+		}
+		r.Time = r.Time.UTC()
+		out[i] = r
 	}
-	if r.Time.IsZero() {
-		r.Time = time.Now()
-	}
-	r.Time = r.Time.UTC()
 	// One write transaction at a time extends the chain, so the order of
-	// the chain is the order of the records.
+	// the chain is the order of the records; the observers are told under
+	// the same lock, so they see that order too.
+	s.audit.mu.Lock()
+	defer s.audit.mu.Unlock()
 	err := s.db.Update(func(tx *bolt.Tx) error {
 		b, err := tx.CreateBucketIfNotExists(bucketAudit)
 		if err != nil {
 			return err
 		}
-		r.Prev = ""
-		if _, last := b.Cursor().Last(); last != nil {
-			var prev AuditRecord
-			if err := json.Unmarshal(last, &prev); err != nil {
-				return fmt.Errorf("decode last audit record: %w", err)
-			}
-			r.Prev = prev.Hash
-		}
-		if r.Seq, err = b.NextSequence(); err != nil {
-			return err
-		}
-		if r.Hash, err = chainHash(r); err != nil {
-			return err
-		}
-		v, err := json.Marshal(r)
+		idx, err := tx.CreateBucketIfNotExists(bucketAuditIndex)
 		if err != nil {
 			return err
 		}
-		return b.Put(u64key(r.Seq), v)
+		prev := ""
+		if _, last := b.Cursor().Last(); last != nil {
+			var p AuditRecord
+			if err := json.Unmarshal(last, &p); err != nil {
+				return fmt.Errorf("decode last audit record: %w", err)
+			}
+			prev = p.Hash
+		}
+		var keys []indexEntry
+		for i := range out {
+			r := &out[i]
+			r.Prev = prev
+			if r.Seq, err = b.NextSequence(); err != nil {
+				return err
+			}
+			if r.Hash, err = chainHash(*r); err != nil {
+				return err
+			}
+			v, err := json.Marshal(r)
+			if err != nil {
+				return err
+			}
+			if err := b.Put(u64key(r.Seq), v); err != nil {
+				return err
+			}
+			keys = append(keys, indexKeys(*r)...)
+			prev = r.Hash
+		}
+		if err := putSorted(idx, keys); err != nil {
+			return fmt.Errorf("index audit records: %w", err)
+		}
+		return nil
 	})
 	if err != nil {
-		return r, fmt.Errorf("append audit record to %s: %w", s.path, err)
+		return nil, fmt.Errorf("append audit record to %s: %w", s.path, err)
 	}
-	return r, nil
+	for _, r := range out {
+		s.audit.notify(r)
+	}
+	return out, nil
 }
 
-// ListAudit returns the records that pass f, newest first.
+// ListAudit returns the records that pass f, newest first. Equality
+// filters and time ranges are answered from the audit index (audit_index.go)
+// so that the first page of a filtered query over millions of records
+// takes milliseconds; a store without an index (opened read-only before
+// one was built) is scanned instead.
 func (s *BoltStore) ListAudit(ctx context.Context, f AuditFilter) ([]AuditRecord, error) {
 	if err := s.enter(ctx); err != nil {
 		return nil, fmt.Errorf("list audit records: %w", err)
@@ -146,17 +293,32 @@ func (s *BoltStore) ListAudit(ctx context.Context, f AuditFilter) ([]AuditRecord
 		if b == nil {
 			return nil
 		}
+		emit := func(r AuditRecord) bool {
+			if !f.match(r) {
+				return true
+			}
+			out = append(out, r)
+			return f.Limit <= 0 || len(out) < f.Limit
+		}
+		if idx := tx.Bucket(bucketAuditIndex); idx != nil && indexed(tx) {
+			if done, err := listIndexed(ctx, b, idx, f, emit); done || err != nil {
+				return err
+			}
+		}
+		pre := textPrefilter(f.Text)
 		c := b.Cursor()
 		for k, v := c.Last(); k != nil; k, v = c.Prev() {
+			if f.After != 0 && len(k) == 8 && binary.BigEndian.Uint64(k) <= f.After {
+				return nil
+			}
+			if pre != nil && !containsFold(v, pre) {
+				continue // cannot match: no need to decode it
+			}
 			var r AuditRecord
 			if err := json.Unmarshal(v, &r); err != nil {
 				return fmt.Errorf("decode audit record %x: %w", k, err)
 			}
-			if !f.match(r) {
-				continue
-			}
-			out = append(out, r)
-			if f.Limit > 0 && len(out) >= f.Limit {
+			if !emit(r) {
 				return nil
 			}
 		}
@@ -166,6 +328,36 @@ func (s *BoltStore) ListAudit(ctx context.Context, f AuditFilter) ([]AuditRecord
 		return nil, fmt.Errorf("list audit records in %s: %w", s.path, err)
 	}
 	return out, nil
+}
+
+// OnAudit calls fn with every record appended from now on, after it is
+// committed and in chain order. fn runs while the next append waits, so it
+// must not block: hand the record to a bounded queue or a wake-up channel
+// (the syslog sink, the metrics and `audit --follow` do). The returned
+// function stops the calls.
+func (s *BoltStore) OnAudit(fn func(AuditRecord)) (stop func()) {
+	return s.audit.subscribe(fn)
+}
+
+// auditObservers is the list of OnAudit functions. mu also serialises
+// appends, so that observers see records in chain order.
+type auditObservers struct {
+	mu   sync.Mutex
+	obs  sync.Map // id → func(AuditRecord)
+	next atomic.Uint64
+}
+
+func (a *auditObservers) subscribe(fn func(AuditRecord)) func() {
+	id := a.next.Add(1)
+	a.obs.Store(id, fn)
+	return func() { a.obs.Delete(id) }
+}
+
+func (a *auditObservers) notify(r AuditRecord) {
+	a.obs.Range(func(_, fn any) bool {
+		fn.(func(AuditRecord))(r)
+		return true
+	})
 }
 
 // ErrAuditBroken reports a record whose chain hash does not match.

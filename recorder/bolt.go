@@ -83,6 +83,10 @@ type BoltStore struct {
 	// touching a closed file or codec.
 	mu     sync.RWMutex
 	closed bool
+
+	// audit serialises appends to the audit trail and tells OnAudit
+	// observers of each record.
+	audit auditObservers
 }
 
 // ErrStoreClosed is returned by the methods of a closed BoltStore.
@@ -127,6 +131,11 @@ func OpenBolt(path string, opts BoltOptions) (*BoltStore, error) {
 	s := &BoltStore{db: db, path: path}
 	if err := s.init(opts.ReadOnly); err != nil {
 		return nil, errors.Join(err, db.Close())
+	}
+	if !opts.ReadOnly {
+		if err := buildAuditIndex(db); err != nil {
+			return nil, errors.Join(fmt.Errorf("open store %s: %w", path, err), db.Close())
+		}
 	}
 	s.enc, err = zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedDefault))
 	if err != nil {
@@ -288,6 +297,7 @@ func (s *BoltStore) AppendChunk(ctx context.Context, id string, events []byte) e
 		return fmt.Errorf("append to session %s: %w", id, err)
 	}
 	var pieces [][]byte
+	var infos []ChunkInfo // seek index entries (seekindex.go); Seq is filled in below
 	for rest := events; len(rest) > 0; {
 		n := len(rest)
 		if n > storedChunkBytes {
@@ -300,6 +310,11 @@ func (s *BoltStore) AppendChunk(ctx context.Context, id string, events []byte) e
 			}
 		}
 		pieces = append(pieces, s.enc.EncodeAll(rest[:n], make([]byte, 0, n/8)))
+		info, ierr := IndexChunk(0, rest[:n])
+		if ierr != nil {
+			info.Bytes = -1 // no entry: ChunkIndex rebuilds it and reports the damage
+		}
+		infos = append(infos, info)
 		rest = rest[n:]
 	}
 	// Batch may run the function more than once; it only reads and writes
@@ -316,13 +331,19 @@ func (s *BoltStore) AppendChunk(ctx context.Context, id string, events []byte) e
 		if err != nil {
 			return fmt.Errorf("append to session %s: events bucket: %w", id, err)
 		}
-		for _, compressed := range pieces {
+		for i, compressed := range pieces {
 			seq, err := b.NextSequence()
 			if err != nil {
 				return fmt.Errorf("append to session %s: sequence: %w", id, err)
 			}
 			if err := b.Put(u64key(seq), compressed); err != nil {
 				return fmt.Errorf("append to session %s: chunk %d: %w", id, seq, err)
+			}
+			if info := infos[i]; info.Bytes >= 0 {
+				info.Seq = seq
+				if err := putChunkInfo(tx, id, info); err != nil {
+					return fmt.Errorf("append to session %s: %w", id, err)
+				}
 			}
 		}
 		return nil

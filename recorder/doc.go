@@ -22,7 +22,10 @@
 //     decoders and the buffer and finalises the row (end, state, exit status,
 //     byte counts).
 //  6. Later, [Store.WriteRecording] rebuilds the asciicast v2 file, which
-//     [Play] replays and `asciinema play` understands.
+//     [Play] replays and `asciinema play` understands. Each append also
+//     stored a seek index entry for its chunk ([ChunkInfo], seekindex.go),
+//     through which the auditor's player (recorder/replay) jumps anywhere in
+//     a long recording without decoding what comes before.
 //
 // bbolt holds an exclusive lock on its file, so the running server is the
 // only writer; on-host commands reach the store through the server's admin

@@ -19,6 +19,9 @@ type PlayOptions struct {
 	// Zero means the recording's idle_time_limit if it has one, else no
 	// cap, as asciinema does.
 	IdleLimit time.Duration
+	// From skips ahead: output recorded before this time is written at
+	// once, without its pauses, so the screen is as it was at From.
+	From time.Duration
 	// Sleep waits for d or until ctx is done; nil means a timer. Tests
 	// inject a fake to check the pace without sleeping.
 	Sleep func(ctx context.Context, d time.Duration) error
@@ -53,6 +56,10 @@ func Play(ctx context.Context, r io.Reader, w io.Writer, opt PlayOptions) error 
 	if opt.IdleLimit < 0 {
 		return fmt.Errorf("play: idle limit %s must not be negative", opt.IdleLimit)
 	}
+	if opt.From < 0 {
+		return fmt.Errorf("play: start time %s must not be negative", opt.From)
+	}
+	from := opt.From.Seconds()
 	sleep := opt.Sleep
 	if sleep == nil {
 		sleep = sleepCtx
@@ -81,6 +88,14 @@ func Play(ctx context.Context, r io.Reader, w io.Writer, opt PlayOptions) error 
 		if ev.Type != EventOutput {
 			continue
 		}
+		if ev.Time < from {
+			prev = max(ev.Time, prev)
+			if _, err := io.WriteString(w, ev.Data); err != nil {
+				return fmt.Errorf("play: write output: %w", err)
+			}
+			continue
+		}
+		prev = max(prev, from)
 		gap := time.Duration(max(ev.Time-prev, 0) * float64(time.Second))
 		prev = max(ev.Time, prev)
 		if limit > 0 {

@@ -44,6 +44,8 @@ func TestPlayPace(t *testing.T) {
 		{"idle limit then speed", playCast, PlayOptions{Speed: 2, IdleLimit: 2 * time.Second}, []time.Duration{sec(0.25), sec(1), sec(1)}},
 		{"header idle limit", withIdle, PlayOptions{}, []time.Duration{sec(0.5), sec(1), sec(1)}},
 		{"option overrides header", withIdle, PlayOptions{IdleLimit: 3 * time.Second}, []time.Duration{sec(0.5), sec(2.5), sec(3)}},
+		{"from skips the pauses before it", playCast, PlayOptions{From: 2 * time.Second}, []time.Duration{sec(1), sec(7)}},
+		{"from past the end", playCast, PlayOptions{From: time.Hour}, nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

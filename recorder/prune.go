@@ -60,6 +60,9 @@ func (s *BoltStore) deleteSession(ctx context.Context, id string) error {
 		if err := tx.Bucket(bucketSessions).Delete([]byte(id)); err != nil {
 			return fmt.Errorf("delete session %s: %w", id, err)
 		}
+		if err := deleteChunkIndex(tx, id); err != nil {
+			return err
+		}
 		if ev := tx.Bucket(bucketEvents); ev.Bucket([]byte(id)) != nil {
 			if err := ev.DeleteBucket([]byte(id)); err != nil {
 				return fmt.Errorf("delete recording %s: %w", id, err)

@@ -151,6 +151,9 @@ type Store interface {
 	// AppendAudit adds a record to the hash-chained audit trail and
 	// returns it as stored (Seq, Prev, Hash filled in).
 	AppendAudit(ctx context.Context, r AuditRecord) (AuditRecord, error)
+	// AppendAudits adds several records in order, in one commit: what a
+	// session start writes (session, recording) costs one disk sync.
+	AppendAudits(ctx context.Context, rs []AuditRecord) ([]AuditRecord, error)
 	// ListAudit returns the audit records that pass f, newest first.
 	ListAudit(ctx context.Context, f AuditFilter) ([]AuditRecord, error)
 	// VerifyAudit checks the hash chain and returns the records checked.

@@ -42,6 +42,12 @@ type Ops interface {
 	Prune(ctx context.Context, cutoff time.Time) ([]string, error)
 }
 
+// AuditSource tells of every audit record as it is appended
+// (recorder.BoltStore has it); the follow endpoint needs it to wake up.
+type AuditSource interface {
+	OnAudit(fn func(recorder.AuditRecord)) (stop func())
+}
+
 // Hooks let the running server act on what the socket is told.
 type Hooks struct {
 	// OnRevoke is told of each revocation, so the server can end the
@@ -106,16 +112,28 @@ func Handler(ops Ops, log *slog.Logger, hooks Hooks) http.Handler {
 		writeJSON(w, struct{}{}, err)
 	})
 	mux.HandleFunc("GET /v1/audit", func(w http.ResponseWriter, r *http.Request) {
-		q := r.URL.Query()
-		f := recorder.AuditFilter{User: q.Get("user"), Type: q.Get("type"), Session: q.Get("session")}
-		sf, err := filterFromQuery(q)
+		f, err := auditFilterFromQuery(r.URL.Query())
 		if err != nil {
 			httpError(w, http.StatusBadRequest, err)
 			return
 		}
-		f.Since, f.Until, f.Limit = sf.Since, sf.Until, sf.Limit
 		list, err := ops.ListAudit(r.Context(), f)
 		writeJSON(w, list, err)
+	})
+	mux.HandleFunc("GET /v1/audit/follow", func(w http.ResponseWriter, r *http.Request) {
+		f, err := auditFilterFromQuery(r.URL.Query())
+		if err != nil {
+			httpError(w, http.StatusBadRequest, err)
+			return
+		}
+		src, ok := ops.(AuditSource)
+		if !ok {
+			httpError(w, http.StatusNotImplemented, errors.New("this server cannot stream the audit trail"))
+			return
+		}
+		if err := followAudit(r.Context(), w, ops, src, f); err != nil && r.Context().Err() == nil {
+			log.Warn("admin: audit follow ended", "err", err)
+		}
 	})
 	mux.HandleFunc("POST /v1/audit/verify", func(w http.ResponseWriter, r *http.Request) {
 		n, err := ops.VerifyAudit(r.Context())
@@ -172,9 +190,11 @@ func Listen(path string) (net.Listener, error) {
 	return ln, nil
 }
 
-// Serve runs the admin HTTP server on ln until ctx is done.
+// Serve runs the admin HTTP server on ln until ctx is done. Requests run
+// under ctx, so long-running ones (audit follow) end when it does.
 func Serve(ctx context.Context, ln net.Listener, h http.Handler) error {
-	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second,
+		BaseContext: func(net.Listener) context.Context { return ctx }}
 	go func() {
 		<-ctx.Done()
 		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -361,24 +381,46 @@ func (c *Client) AppendAudit(ctx context.Context, r recorder.AuditRecord) (recor
 
 // ListAudit implements Ops.
 func (c *Client) ListAudit(ctx context.Context, f recorder.AuditFilter) ([]recorder.AuditRecord, error) {
-	q := url.Values{}
-	for k, v := range map[string]string{"user": f.User, "type": f.Type, "session": f.Session} {
-		if v != "" {
-			q.Set(k, v)
+	var out []recorder.AuditRecord
+	err := c.do(ctx, http.MethodGet, "/v1/audit?"+auditQuery(f).Encode(), nil, &out)
+	return out, err
+}
+
+// FollowAudit streams the records that pass f and come after f.After,
+// oldest first, calling fn with each, until ctx ends (it then returns nil),
+// the server stops (it returns io.EOF), or fn fails.
+func (c *Client) FollowAudit(ctx context.Context, f recorder.AuditFilter, fn func(recorder.AuditRecord) error) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://bastion/v1/audit/follow?"+auditQuery(f).Encode(), nil)
+	if err != nil {
+		return err
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
+		return fmt.Errorf("admin socket: %w", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return decodeError(resp)
+	}
+	dec := json.NewDecoder(resp.Body)
+	for {
+		var r recorder.AuditRecord
+		if err := dec.Decode(&r); err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+				return io.EOF
+			}
+			return fmt.Errorf("admin socket: audit stream: %w", err)
+		}
+		if err := fn(r); err != nil {
+			return err
 		}
 	}
-	if !f.Since.IsZero() {
-		q.Set("since", f.Since.Format(time.RFC3339Nano))
-	}
-	if !f.Until.IsZero() {
-		q.Set("until", f.Until.Format(time.RFC3339Nano))
-	}
-	if f.Limit > 0 {
-		q.Set("limit", strconv.Itoa(f.Limit))
-	}
-	var out []recorder.AuditRecord
-	err := c.do(ctx, http.MethodGet, "/v1/audit?"+q.Encode(), nil, &out)
-	return out, err
 }
 
 // VerifyAudit implements Ops.
@@ -400,4 +442,114 @@ func (c *Client) Prune(ctx context.Context, cutoff time.Time) ([]string, error) 
 		Cutoff time.Time `json:"cutoff"`
 	}{cutoff}, &ids)
 	return ids, err
+}
+
+// auditQuery is the query string of an audit filter; auditFilterFromQuery
+// reads it back.
+func auditQuery(f recorder.AuditFilter) url.Values {
+	q := url.Values{}
+	for k, v := range map[string]string{"user": f.User, "type": f.Type, "session": f.Session,
+		"target": f.Target, "outcome": f.Outcome, "text": f.Text} {
+		if v != "" {
+			q.Set(k, v)
+		}
+	}
+	if !f.Since.IsZero() {
+		q.Set("since", f.Since.Format(time.RFC3339Nano))
+	}
+	if !f.Until.IsZero() {
+		q.Set("until", f.Until.Format(time.RFC3339Nano))
+	}
+	if f.After > 0 {
+		q.Set("after", strconv.FormatUint(f.After, 10))
+	}
+	if f.Limit > 0 {
+		q.Set("limit", strconv.Itoa(f.Limit))
+	}
+	return q
+}
+
+func auditFilterFromQuery(q url.Values) (recorder.AuditFilter, error) {
+	f := recorder.AuditFilter{User: q.Get("user"), Type: q.Get("type"), Session: q.Get("session"),
+		Target: q.Get("target"), Outcome: q.Get("outcome"), Text: q.Get("text")}
+	sf, err := filterFromQuery(q)
+	if err != nil {
+		return f, err
+	}
+	f.Since, f.Until, f.Limit = sf.Since, sf.Until, sf.Limit
+	if v := q.Get("after"); v != "" {
+		n, err := strconv.ParseUint(v, 10, 64)
+		if err != nil {
+			return f, fmt.Errorf("after %q: want a record sequence number", v)
+		}
+		f.After = n
+	}
+	return f, nil
+}
+
+// followAudit writes the records that pass f after f.After as JSON lines,
+// oldest first, flushing after each batch, and then every new one as it is
+// appended, until ctx ends. It never holds a read transaction while
+// writing to a slow client: each batch is read, then written.
+func followAudit(ctx context.Context, w http.ResponseWriter, ops Ops, src AuditSource, f recorder.AuditFilter) error {
+	wake := make(chan struct{}, 1)
+	stop := src.OnAudit(func(recorder.AuditRecord) {
+		select {
+		case wake <- struct{}{}:
+		default: // a wake-up is already pending; it reads everything new
+		}
+	})
+	defer stop()
+	flusher, _ := w.(http.Flusher)
+	w.Header().Set("Content-Type", "application/x-ndjson")
+	w.WriteHeader(http.StatusOK)
+	if flusher != nil {
+		flusher.Flush()
+	}
+	enc := json.NewEncoder(w)
+	f.Limit = 0
+	// Each batch is read to its end even when ctx has just ended (the
+	// server stopping after its last records, which must still go out);
+	// a client that went away fails the writes instead.
+	drain := func(ctx context.Context) error {
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		head, err := ops.ListAudit(ctx, recorder.AuditFilter{Limit: 1})
+		if err != nil {
+			return err
+		}
+		batch, err := ops.ListAudit(ctx, f)
+		if err != nil {
+			return err
+		}
+		for i := len(batch) - 1; i >= 0; i-- {
+			if err := enc.Encode(batch[i]); err != nil {
+				return err
+			}
+			f.After = max(f.After, batch[i].Seq)
+		}
+		// Records that did not pass f need not be looked at again.
+		if len(head) > 0 {
+			f.After = max(f.After, head[0].Seq)
+		}
+		if flusher != nil {
+			flusher.Flush()
+		}
+		return nil
+	}
+	if err := drain(ctx); err != nil {
+		return err
+	}
+	for {
+		select {
+		case <-wake:
+			if err := drain(ctx); err != nil {
+				return err
+			}
+		case <-ctx.Done():
+			// The server is stopping: what it appended last (server.stop,
+			// the final checkpoint) still goes out.
+			return drain(ctx)
+		}
+	}
 }

@@ -21,9 +21,11 @@
 //     the statement to end with the server's error. A statement
 //     Options.ReadOnly picks runs read-only on the server (a read-only
 //     transaction, or SQLite's query_only), ended before the next one.
-//  4. Each row's cells pass through mask.Engine.MaskCell, then the result
-//     is drawn (table, expanded, CSV, TSV) for the terminal's width at that
-//     moment; Options.Statement and Options.Masked are told for the audit.
+//  4. Each row's cells are masked (masking.columns decided once per
+//     result, then mask.Engine.MaskCell or MaskText per cell), then the
+//     result is drawn (table, expanded) for the terminal's width at that
+//     moment, or streamed row by row (CSV, TSV); Options.Statement and
+//     Options.Masked are told for the audit.
 //  5. \q, Ctrl-D, the end of input or the context's end close the
 //     connection and Run returns the exit status.
 //

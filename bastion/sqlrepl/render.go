@@ -89,26 +89,56 @@ type cell struct {
 	null bool
 }
 
-// maskRow masks and sanitizes one row. Column masking applies to the column
-// name as the server reports it (an alias renames the column, so the
-// masking.columns globs are a convenience, and the detectors still read
-// every cell's text).
-func maskRow(m *mask.Engine, cols []Column, vals []Value, counts mask.Counts) []cell {
-	out := make([]cell, len(vals))
+// rowMasker masks the cells of one result before anything measures or
+// writes them. Column masking applies to the column name as the server
+// reports it (an alias renames the column, so the masking.columns globs are
+// a convenience, and the detectors still read every cell's text). Whether a
+// column is masked whole is decided once per result, not once per cell: a
+// glob match per cell was the largest cost of streaming a big result.
+type rowMasker struct {
+	m     *mask.Engine
+	cols  []Column
+	whole []bool // masked whole by masking.columns
+}
+
+func newRowMasker(m *mask.Engine, cols []Column) rowMasker {
+	rm := rowMasker{m: m, cols: cols}
+	if m != nil {
+		rm.whole = make([]bool, len(cols))
+		for i, c := range cols {
+			rm.whole[i] = m.MaskColumn(c.Name)
+		}
+	}
+	return rm
+}
+
+// row masks vals into dst (reused when it has room) and adds what was
+// masked to counts.
+func (rm rowMasker) row(dst []cell, vals []Value, counts mask.Counts) []cell {
+	if cap(dst) < len(vals) {
+		dst = make([]cell, len(vals))
+	}
+	dst = dst[:len(vals)]
 	for i, v := range vals {
 		if v.Null {
-			out[i] = cell{null: true}
+			dst[i] = cell{null: true}
 			continue
 		}
 		s := v.S
-		if m != nil {
+		if rm.m != nil {
 			var c mask.Counts
-			s, c = m.MaskCell(cols[i].Name, s)
-			counts.Add(c)
+			if i < len(rm.whole) && rm.whole[i] {
+				s, c = rm.m.MaskCell(rm.cols[i].Name, s)
+			} else {
+				s, c = rm.m.MaskText(s) // what MaskCell does for such a column
+			}
+			if len(c) > 0 {
+				counts.Add(c)
+			}
 		}
-		out[i] = cell{s: s}
+		dst[i] = cell{s: s}
 	}
-	return out
+	return dst
 }
 
 // layout is how a table is drawn.
@@ -288,10 +318,29 @@ func csvField(c cell) string {
 		return ""
 	}
 	s := c.s
-	if s == "" || strings.ContainsAny(s, ",\"\r\n") || strings.TrimSpace(s) != s {
+	if csvQuoted(s) {
 		return `"` + strings.ReplaceAll(s, `"`, `""`) + `"`
 	}
 	return s
+}
+
+// csvQuoted reports whether a CSV field must be quoted: empty (so that it
+// differs from NULL), holding a separator, quote or line break, or with
+// white space at either end (which loaders trim). One pass over the bytes:
+// this runs for every cell of a streamed result.
+func csvQuoted(s string) bool {
+	if s == "" {
+		return true
+	}
+	for i := 0; i < len(s); i++ {
+		switch s[i] {
+		case ',', '"', '\r', '\n':
+			return true
+		}
+	}
+	first, _ := utf8.DecodeRuneInString(s)
+	last, _ := utf8.DecodeLastRuneInString(s)
+	return unicode.IsSpace(first) || unicode.IsSpace(last)
 }
 
 // tsvField renders one TSV field in COPY text style: \N for NULL and

@@ -62,11 +62,13 @@ type Options struct {
 	// QueryTimeout cancels a statement on the server after this long; 0
 	// means none.
 	QueryTimeout time.Duration
-	// RowLimit is how many rows of a result are shown: 0 means 1000,
-	// negative means no limit. Rows past the limit are read and counted
-	// but neither kept nor shown: stopping the statement on the server
-	// instead would roll back a write (UPDATE … RETURNING) or abort the
-	// open transaction.
+	// RowLimit is how many rows of a result the table output shows: 0
+	// means 1000, negative means no limit. Rows past the limit are read and
+	// counted but neither kept nor shown: stopping the statement on the
+	// server instead would roll back a write (UPDATE … RETURNING) or abort
+	// the open transaction. The limit bounds what a table keeps in memory
+	// to align it; CSV and TSV keep nothing and stream every row, since a
+	// pipeline cut short at an arbitrary row is wrong data, not a notice.
 	RowLimit int
 	// Format is "table" (default, psql's aligned format), "csv" or "tsv".
 	// CSV and TSV write a header line and rows to Out and everything else
@@ -113,6 +115,14 @@ type Options struct {
 	// /deny). It writes its own output and returns true when it handled
 	// the line; false lets the line through as SQL.
 	Slash func(ctx context.Context, line string) bool
+	// Queued, when set, is asked after each line Slash handled: a
+	// statement it returns runs at once, through Check like any other
+	// (the bastion's /approve hands back a held statement once granted).
+	Queued func() string
+	// Notice, when set, is asked before each interactive prompt is drawn:
+	// a line it returns is written to Out above the prompt (approvers are
+	// told of requests waiting for them).
+	Notice func() string
 	// Now is the clock for timing; nil means time.Now.
 	Now func() time.Time
 }
@@ -294,6 +304,11 @@ func (r *repl) interactive(ctx context.Context) {
 	fmt.Fprintf(r.out, "Connected to %s (%s). Type \\? for help, \\q to quit.\n", r.o.Target.Name, r.o.Target.Kind)
 	buf := ""
 	for {
+		if r.o.Notice != nil && buf == "" {
+			if n := r.o.Notice(); n != "" {
+				fmt.Fprintf(r.out, "%s\n", n) // on Out: in order with the prompt
+			}
+		}
 		t.SetPrompt(r.prompt(buf))
 		if !r.flush() {
 			return
@@ -380,6 +395,12 @@ func (r *repl) feed(ctx context.Context, buf *string, line string) bool {
 			return false
 		}
 		if r.o.Slash(ctx, strings.TrimSpace(line)) {
+			if r.o.Queued != nil {
+				if stmt := r.o.Queued(); stmt != "" && !r.statement(ctx, stmt, "") && r.stopOnErr {
+					return false
+				}
+				return r.flush() && ctx.Err() == nil
+			}
 			return true
 		}
 	}
@@ -653,10 +674,13 @@ type resultSink struct {
 	affected int64
 	counts   mask.Counts
 	notices  []string
+	masker   rowMasker // of the current result
+	scratch  []cell    // CSV and TSV: the row being written
 }
 
 func (s *resultSink) Begin(cols []Column) error {
 	s.cols, s.rows, s.seen, s.anyRows = cols, nil, 0, true
+	s.masker = newRowMasker(s.r.o.Masker, cols)
 	switch s.r.o.Format {
 	case "csv", "tsv":
 		hdr := make([]cell, len(cols))
@@ -671,15 +695,16 @@ func (s *resultSink) Begin(cols []Column) error {
 func (s *resultSink) Row(vals []Value) error {
 	s.seen++
 	s.returned++
-	if s.r.limit >= 0 && s.seen > int64(s.r.limit) {
-		return nil // counted, not kept: see Options.RowLimit
-	}
-	row := maskRow(s.r.o.Masker, s.cols, vals, s.counts)
 	if s.r.o.Format == "table" {
-		s.rows = append(s.rows, row)
+		if s.r.limit >= 0 && s.seen > int64(s.r.limit) {
+			return nil // counted, not kept: see Options.RowLimit
+		}
+		s.rows = append(s.rows, s.masker.row(nil, vals, s.counts))
 		return nil
 	}
-	s.writeDelimited(row)
+	// Written at once: the row's cells can be reused for the next.
+	s.scratch = s.masker.row(s.scratch, vals, s.counts)
+	s.writeDelimited(s.scratch)
 	if s.r.out.Available() < 4096 {
 		return s.r.out.Flush()
 	}
@@ -719,12 +744,12 @@ func (s *resultSink) End(tag string, affected int64) error {
 		}
 		return s.r.out.Flush()
 	}
-	shown := s.seen
-	if s.r.limit >= 0 && shown > int64(s.r.limit) {
-		shown = int64(s.r.limit)
-	}
-	limited := shown < s.seen
 	if s.r.o.Format == "table" {
+		shown := s.seen
+		if s.r.limit >= 0 && shown > int64(s.r.limit) {
+			shown = int64(s.r.limit)
+		}
+		limited := shown < s.seen
 		l := layout{}
 		if s.r.o.PTY {
 			l.width, _ = s.r.size()
@@ -743,8 +768,6 @@ func (s *resultSink) End(tag string, affected int64) error {
 		if s.caption != "" {
 			fmt.Fprintln(s.r.out)
 		}
-	} else if limited {
-		s.notices = append(s.notices, fmt.Sprintf("bastion: row limit %d reached: %d of %d rows written", s.r.limit, shown, s.seen))
 	}
 	s.cols, s.rows = nil, nil
 	return s.r.out.Flush()

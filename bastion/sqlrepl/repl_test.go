@@ -17,6 +17,7 @@ import (
 
 	"github.com/bastion-dev/bastion/internal/testharness"
 	"github.com/bastion-dev/bastion/policy/mask"
+	"github.com/bastion-dev/bastion/policy/sqlclass"
 )
 
 // fixture is the same small schema on every engine: NULLs, an empty
@@ -173,6 +174,15 @@ func testEngineBehaviour(t *testing.T, e testEngine) {
 		}
 	})
 
+	t.Run("csv streams past the row limit", func(t *testing.T) {
+		o := o
+		o.RowLimit, o.Format = 10, "csv"
+		out, errs, st := run(t, o, "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 500) SELECT i FROM n;")
+		if lines := strings.Count(out, "\n"); st != 0 || lines != 501 || !strings.HasSuffix(out, "\n500\n") {
+			t.Errorf("status %d, %d lines (want a header and 500 rows), stderr %q", st, lines, errs)
+		}
+	})
+
 	t.Run("csv and tsv", func(t *testing.T) {
 		o := o
 		o.Format = "csv"
@@ -272,6 +282,8 @@ func testEngineBehaviour(t *testing.T, e testEngine) {
 	})
 
 	t.Run("read-only", func(t *testing.T) { testReadOnly(t, e) })
+
+	t.Run("classifier miss refused by the database", func(t *testing.T) { testClassifierMiss(t, e) })
 
 	t.Run("interactive", func(t *testing.T) { testInteractive(t, e) })
 }
@@ -671,5 +683,54 @@ func TestInterruptAndPipedInput(t *testing.T) {
 	out, _, st = run(t, Options{Target: tg, Format: "csv"}, "SELECT 3 AS three")
 	if st != 0 || out != "three\n3\n" {
 		t.Errorf("unterminated: status %d, stdout %q", st, out)
+	}
+}
+
+// testClassifierMiss is defence in depth with the real classifier: a
+// statement the parser must call a read (a call of a function the user
+// defined, whose body writes) runs in the read-only wrapper, and the
+// database refuses the write. SQLite has no SQL-defined functions and its
+// class is the engine's own verdict, so no miss can be built there: the
+// check is that what the classifier calls read runs under query_only.
+func testClassifierMiss(t *testing.T, e testEngine) {
+	type probe struct{ setup, miss, refused, check, want string }
+	p := map[string]probe{
+		"postgres": {
+			setup:   "CREATE TABLE cm_probe (id INT); CREATE FUNCTION cm_sneaky() RETURNS int LANGUAGE sql AS 'INSERT INTO cm_probe VALUES (7) RETURNING 1';",
+			miss:    "SELECT cm_sneaky() AS n;",
+			refused: "in a read-only transaction (SQLSTATE 25006)",
+			check:   "SELECT count(*) AS n FROM cm_probe;", want: "n\n0\n",
+		},
+		"mariadb": {
+			setup:   "CREATE SEQUENCE cm_seq; CREATE FUNCTION cm_sneaky() RETURNS BIGINT RETURN NEXTVAL(cm_seq);",
+			miss:    "SELECT cm_sneaky() AS n;",
+			refused: "READ ONLY transaction",
+			check:   "SELECT next_not_cached_value AS n FROM cm_seq;", want: "n\n1\n",
+		},
+		"sqlite": {
+			setup: "CREATE TABLE cm_probe (id INT);",
+			miss:  "SELECT query_only AS n FROM pragma_query_only;", want: "n\n1\n",
+		},
+	}[e.name]
+	d := sqlclass.Dialect{Kind: e.target.Kind, Path: e.target.Path}
+	if got := sqlclass.Classify(d, p.miss); got != sqlclass.Read {
+		t.Fatalf("the classifier calls %q %s; the test needs a statement it calls read", p.miss, got)
+	}
+	if _, errs, st := run(t, Options{Target: e.target}, p.setup); st != 0 {
+		t.Fatalf("setup: status %d: %s", st, errs)
+	}
+	readOnly := func(stmt string) bool { return sqlclass.Classify(d, stmt) == sqlclass.Read }
+	out, errs, st := run(t, Options{Target: e.target, Format: "csv", ReadOnly: readOnly}, p.miss)
+	if p.refused == "" {
+		if st != 0 || out != p.want {
+			t.Fatalf("status %d, stderr %q, output %q; want %q", st, errs, out, p.want)
+		}
+		return
+	}
+	if st != 1 || !strings.Contains(errs, p.refused) {
+		t.Fatalf("the write hidden in %q: status %d, stderr %q; want the database's refusal %q", p.miss, st, errs, p.refused)
+	}
+	if out, errs, st := run(t, Options{Target: e.target, Format: "csv"}, p.check); st != 0 || out != p.want {
+		t.Fatalf("after the refusal: status %d, stderr %q, output %q; want %q", st, errs, out, p.want)
 	}
 }

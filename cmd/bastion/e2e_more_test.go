@@ -146,7 +146,12 @@ func TestOnHostCommandsOnStoppedStore(t *testing.T) {
 	}
 	var types []string
 	var end recorder.AuditRecord
+	reads := 0
 	for _, r := range recs {
+		if r.Type == "audit.read" {
+			reads++ // each look at the trail, in whatever order the polling made
+			continue
+		}
 		types = append(types, r.Type)
 		if r.Type == "session.end" {
 			end = r
@@ -154,13 +159,17 @@ func TestOnHostCommandsOnStoppedStore(t *testing.T) {
 	}
 	// Checkpoints sign the head at shutdown: after the sessions' records,
 	// and again after server.stop.
-	if got := strings.Join(types, " "); got != "audit.checkpoint server.stop audit.checkpoint session.end session.start cert.issued server.start" {
+	// The session brings its recording's start and stop, the target it
+	// reached and the command it ran; each look at the trail is in it too
+	// (audit.read: the sessions listings and the replay).
+	if got := strings.Join(types, " "); got != "audit.checkpoint server.stop audit.checkpoint "+
+		"session.end recording.stop exec.command target.access recording.start session.start cert.issued server.start" || reads < 5 {
 		t.Fatalf("audit trail types (newest first) %q", got)
 	}
 	if end.Detail[recorder.DetailRecordingDigest] == "" || end.Session != id {
 		t.Fatalf("session.end without the recording's digest: %+v", end)
 	}
-	if n, err := st.VerifyAudit(context.Background()); err != nil || n != 7 {
+	if n, err := st.VerifyAudit(context.Background()); err != nil || n != len(recs) {
 		t.Fatalf("verify: %d %v", n, err)
 	}
 	_ = st.Close()

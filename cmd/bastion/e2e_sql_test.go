@@ -88,6 +88,28 @@ func TestSQLTargetsThroughSSH(t *testing.T) {
 			t.Fatalf("%+v", res)
 		}
 	})
+	// Writes that start like reads, each read by its dialect's parser, are
+	// refused by the rule before they reach the database.
+	for _, c := range []struct{ name, target, stmt, class string }{
+		{"data-modifying CTE", "pg", "with d as (delete from cards returning *) select count(*) from d;", "write"},
+		{"for update", "pg", "select id from cards for update;", "write"},
+		{"explain analyze", "pg", "explain analyze delete from cards;", "write"},
+		{"side-effect function", "pg", "select pg_terminate_backend(pg_backend_pid());", "admin"},
+		{"executable comment", "my", "select 1 /*! , sleep(1) */;", "admin"},
+		{"into outfile", "my", "select id from cards into outfile '/tmp/bastion-e2e-cards';", "admin"},
+		{"load_extension", "lite", "select load_extension('/tmp/none.so');", "admin"},
+		{"query_only off", "lite", "pragma query_only = 0;", "admin"},
+	} {
+		t.Run(c.target+" "+c.name, func(t *testing.T) {
+			res := w.client.Run(t, c.target, c.stmt)
+			if res.ExitCode == 0 || !strings.Contains(res.Stdout+res.Stderr, "no-writes") || !strings.Contains(res.Stdout+res.Stderr, c.class+" statement") {
+				t.Fatalf("%q: %+v", c.stmt, res)
+			}
+		})
+	}
+	if res := w.client.Run(t, "pg", "select count(*) from cards;"); !strings.Contains(res.Stdout, "2") {
+		t.Fatalf("rows after the refused evasions: %+v", res)
+	}
 	// The statements are in the audit trail, masked, with class and decision.
 	out, errOut, code := w.bastion("audit", "--type", "sql.statement", "--json")
 	if code != 0 || !strings.Contains(out, `"decision":"deny"`) || !strings.Contains(out, `"class":"write"`) || strings.Contains(out, "4111111111111111") {

@@ -533,14 +533,14 @@ func TestMenuWithPTY(t *testing.T) {
 	w := newWorld(t, worldOpts{extra: "motd: \"Authorised use only.\"\n"})
 	p := w.client.RunPTY(t, 80, 24)
 	p.Expect(t, `Authorised use only\.`, 10*time.Second)
-	p.Expect(t, `web-1`, 10*time.Second)
-	p.Expect(t, `target> `, 5*time.Second)
+	p.Expect(t, `\d+/\d+`, 10*time.Second) // the filter line's match count
+	p.Expect(t, `web-1`, 5*time.Second)
 	p.Send("web-1\r")
 	p.Send("echo in-target\r")
 	p.Expect(t, `in-target`, 10*time.Second)
 	p.Send("exit 4\r")
 	p.Expect(t, `web-1 ended with exit status 4`, 10*time.Second)
-	p.Send("q\r")
+	p.Send("q")
 	if code, err := p.Wait(10 * time.Second); err != nil || code != 0 {
 		t.Fatalf("menu exit %d %v", code, err)
 	}

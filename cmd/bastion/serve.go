@@ -12,14 +12,17 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	gossh "golang.org/x/crypto/ssh"
 	"golang.org/x/crypto/ssh/knownhosts"
 
 	"github.com/bastion-dev/bastion/bastion"
 	"github.com/bastion-dev/bastion/bastion/admin"
+	"github.com/bastion-dev/bastion/bastion/metrics"
 	"github.com/bastion-dev/bastion/keys"
 	"github.com/bastion-dev/bastion/policy"
 	"github.com/bastion-dev/bastion/recorder"
+	"github.com/bastion-dev/bastion/recorder/siem"
 )
 
 // hostCertValidity is how long the bastion's host certificate lasts. It is
@@ -84,6 +87,14 @@ func serve(ctx context.Context, e *env, cfg *policy.Config, demo bool, grace tim
 		return err
 	}
 	defer store.Close()
+	// The SIEM copy and the metrics watch the trail from its first record
+	// (server.start) to its last (the final checkpoint): their defers run
+	// after the one that writes server.stop.
+	met, stopExports, err := startExports(e, cfg, store)
+	if err != nil {
+		return err
+	}
+	defer stopExports()
 	now := time.Now()
 	if ids, err := store.MarkInterrupted(ctx, now); err != nil {
 		return fmt.Errorf("recover sessions of the previous run: %w", err)
@@ -121,6 +132,7 @@ func serve(ctx context.Context, e *env, cfg *policy.Config, demo bool, grace tim
 		Store:            store,
 		Logger:           e.log,
 		HostName:         hostName,
+		Metrics:          met,
 	})
 	if err != nil {
 		_ = ln.Close()
@@ -265,4 +277,83 @@ func oidcSecret(cfg *policy.Config, e *env) (string, error) {
 		return secret, nil
 	}
 	return "", errors.New("oidc: set client_secret_file or client_secret_env")
+}
+
+// startExports starts what copies the audit trail out of the store: the
+// syslog sink (audit.syslog) and the Prometheus endpoint (metrics.listen),
+// each off unless configured. The returned function stops both, after
+// sending what the sink still holds; the goroutines started here end
+// there.
+func startExports(e *env, cfg *policy.Config, store *recorder.BoltStore) (*metrics.Metrics, func(), error) {
+	var stops []func()
+	stopAll := func() {
+		for i := len(stops) - 1; i >= 0; i-- {
+			stops[i]()
+		}
+	}
+	if sl := cfg.Audit.Syslog; sl != nil {
+		sink, err := siem.New(siem.Config{Network: sl.Network, Address: sl.Address, AppName: sl.AppName,
+			Facility: sl.Facility, Queue: sl.Queue}, e.log)
+		if err != nil {
+			return nil, nil, err
+		}
+		sctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() { defer close(done); sink.Run(sctx) }()
+		unsubscribe := store.OnAudit(sink.Observe)
+		stops = append(stops, func() {
+			unsubscribe()
+			cancel()
+			<-done
+			e.log.Info("syslog copy of the audit trail stopped", "sent", sink.Sent(), "dropped", sink.Dropped())
+		})
+		e.log.Info("audit records are copied to syslog", "network", sl.Network, "address", sl.Address)
+	}
+	if cfg.Metrics.Listen == "" {
+		return nil, stopAll, nil
+	}
+	reg := prometheus.NewRegistry()
+	met, err := metrics.New(reg)
+	if err == nil {
+		err = metrics.Gauges(reg, func(ctx context.Context) (int, error) {
+			list, err := store.ListApprovals(ctx)
+			n := 0
+			for _, a := range list {
+				if a.State == recorder.ApprovalPending && time.Now().Before(a.Expires) {
+					n++
+				}
+			}
+			return n, err
+		}, func() (int64, error) {
+			fi, err := os.Stat(store.Path())
+			if err != nil {
+				return 0, err
+			}
+			return fi.Size(), nil
+		}, e.log)
+	}
+	var ln net.Listener
+	if err == nil {
+		ln, err = metrics.Listen(cfg.Metrics.Listen)
+	}
+	if err != nil {
+		stopAll()
+		return nil, nil, err
+	}
+	unsubscribe := store.OnAudit(met.Observe)
+	mctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := metrics.Serve(mctx, ln, reg, e.log); err != nil {
+			e.log.Error("metrics endpoint stopped", "err", err)
+		}
+	}()
+	stops = append(stops, func() {
+		unsubscribe()
+		cancel()
+		<-done
+	})
+	e.log.Info("metrics endpoint listening", "addr", ln.Addr().String())
+	return met, stopAll, nil
 }

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -8,8 +10,12 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
+	"sync"
 	"time"
+	"unicode/utf16"
+	"unicode/utf8"
 
 	"github.com/bastion-dev/bastion/bastion/admin"
 	"github.com/bastion-dev/bastion/policy"
@@ -45,13 +51,18 @@ func runSessions(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	defer closeOps()
-	ctx, cancel := withTimeout(ctx)
+	lctx, cancel := withTimeout(ctx)
 	defer cancel()
-	list, err := ops.ListSessions(ctx, f)
+	list, err := ops.ListSessions(lctx, f)
 	if err != nil {
 		return err
 	}
+	if err := auditRead(lctx, e, ops, "sessions", strings.Join(args, " ")); err != nil {
+		return err
+	}
 	if *grep != "" {
+		// Reading every recording takes as long as they are big (a
+		// minute for tens of gigabytes): no deadline but the user's Ctrl-C.
 		if list, err = grepSessions(ctx, ops, list, *grep, *limit); err != nil {
 			return err
 		}
@@ -94,35 +105,6 @@ func parseWhen(s string, now time.Time) (time.Time, error) {
 	return now.Add(-d), nil
 }
 
-func runReplay(ctx context.Context, e *env, args []string) error {
-	fs := newFlags(e, "replay", "replay ID [--config F] [--speed X] [--idle-limit S]")
-	cfgPath := fs.String("config", "", "configuration file")
-	speed := fs.Float64("speed", 1, "playback speed factor (2 = twice as fast)")
-	idle := fs.Duration("idle-limit", 0, "cap every pause at this (e.g. 2s); 0 keeps the original pauses")
-	pos, err := parseFlags(fs, args)
-	if err != nil {
-		return err
-	}
-	if len(pos) != 1 {
-		return usagef("want one session ID (see `bastion sessions`)")
-	}
-	if *speed <= 0 {
-		return usagef("--speed must be above 0")
-	}
-	ops, closeOps, err := openConfigOps(e, *cfgPath)
-	if err != nil {
-		return err
-	}
-	defer closeOps()
-	if _, err := ops.Session(ctx, pos[0]); err != nil {
-		return notFoundHint(err, pos[0])
-	}
-	pr, pw := io.Pipe()
-	go func() { pw.CloseWithError(ops.WriteRecording(ctx, pos[0], pw)) }()
-	defer pr.Close()
-	return recorder.Play(ctx, pr, e.stdout, recorder.PlayOptions{Speed: *speed, IdleLimit: *idle})
-}
-
 func runExport(ctx context.Context, e *env, args []string) error {
 	fs := newFlags(e, "export", "export ID [--config F] [-o FILE]")
 	cfgPath := fs.String("config", "", "configuration file")
@@ -144,6 +126,9 @@ func runExport(ctx context.Context, e *env, args []string) error {
 	if _, err := ops.Session(ctx, pos[0]); err != nil {
 		return notFoundHint(err, pos[0])
 	}
+	if err := auditReadSession(ctx, e, ops, "export", pos[0], strings.Join(args, " ")); err != nil {
+		return err
+	}
 	if *out == "" {
 		return ops.WriteRecording(ctx, pos[0], e.stdout)
 	}
@@ -163,6 +148,19 @@ func runExport(ctx context.Context, e *env, args []string) error {
 	}
 	if err := os.Rename(tmp.Name(), *out); err != nil {
 		return fmt.Errorf("export: %w", err)
+	}
+	return nil
+}
+
+// auditReadSession records an on-host replay or export of one session's
+// recording: the record's session field joins it to the session it read.
+func auditReadSession(ctx context.Context, e *env, ops admin.Ops, what, id, args string) error {
+	actx, cancel := withTimeout(ctx)
+	defer cancel()
+	if _, err := ops.AppendAudit(actx, recorder.AuditRecord{Type: "audit.read", Outcome: recorder.OutcomeSuccess,
+		User: operator(e), Client: "local", Session: id,
+		Detail: map[string]string{"what": what, "via": "host", "operator": operator(e), "args": args}}); err != nil {
+		return fmt.Errorf("audit the %s of session %s (nothing was shown): %w", what, id, err)
 	}
 	return nil
 }
@@ -262,54 +260,313 @@ func runReload(ctx context.Context, e *env, args []string) error {
 
 // grepSessions keeps the sessions whose recorded output contains text. The
 // recordings are masked, so a search for a card number finds nothing: that
-// is the point.
+// is the point. Recordings are searched by a few workers at once (each
+// reads one recording through ops), and the answer keeps list's order;
+// with a limit, the search stops once the first limit sessions that match
+// are known.
 func grepSessions(ctx context.Context, ops admin.Ops, list []recorder.SessionMeta, text string, limit int) ([]recorder.SessionMeta, error) {
-	var out []recorder.SessionMeta
-	for _, m := range list {
-		pr, pw := io.Pipe()
-		go func() { pw.CloseWithError(ops.WriteRecording(ctx, m.ID, pw)) }()
-		found, err := outputContains(pr, text)
-		_ = pr.Close()
-		if err != nil {
-			return nil, fmt.Errorf("search session %s: %w", m.ID, err)
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	type result struct {
+		found bool
+		err   error
+		done  bool
+	}
+	results := make([]result, len(list))
+	var mu sync.Mutex
+	// enough reports whether the first sessions, all searched, already
+	// hold limit matches.
+	enough := func() bool {
+		if limit <= 0 {
+			return false
 		}
-		if found {
-			out = append(out, m)
-			if limit > 0 && len(out) >= limit {
-				break
+		n := 0
+		for _, r := range results {
+			if !r.done {
+				return false
 			}
+			if r.found {
+				if n++; n >= limit {
+					return true
+				}
+			}
+		}
+		return false
+	}
+	jobs := make(chan int)
+	var wg sync.WaitGroup
+	for range min(runtime.GOMAXPROCS(0), 4, max(len(list), 1)) {
+		wg.Go(func() {
+			for i := range jobs {
+				found, err := recordingContains(ctx, ops, list[i].ID, text)
+				mu.Lock()
+				results[i] = result{found: found, err: err, done: true}
+				if err != nil || enough() {
+					cancel()
+				}
+				mu.Unlock()
+			}
+		})
+	}
+dispatch:
+	for i := range list {
+		select {
+		case jobs <- i:
+		case <-ctx.Done():
+			break dispatch
+		}
+	}
+	close(jobs)
+	wg.Wait()
+	var out []recorder.SessionMeta
+	for i, r := range results {
+		if limit > 0 && len(out) >= limit {
+			break
+		}
+		if !r.done {
+			// Only a cancelled search leaves one undone: the caller's
+			// context, or an error reported below.
+			if err := context.Cause(ctx); err != nil && !enough() {
+				for _, r := range results {
+					if r.err != nil {
+						return nil, r.err
+					}
+				}
+				return nil, fmt.Errorf("search session %s: %w", list[i].ID, err)
+			}
+			break
+		}
+		if r.err != nil {
+			return nil, r.err
+		}
+		if r.found {
+			out = append(out, list[i])
 		}
 	}
 	return out, nil
 }
 
+// recordingContains streams one recording through outputContains.
+func recordingContains(ctx context.Context, ops admin.Ops, id, text string) (bool, error) {
+	pr, pw := io.Pipe()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		pw.CloseWithError(ops.WriteRecording(ctx, id, pw))
+	}()
+	found, err := outputContains(pr, text)
+	_ = pr.CloseWithError(errStopRead) // stops the writer if we stopped early
+	<-done
+	if err != nil {
+		return false, fmt.Errorf("search session %s: %w", id, err)
+	}
+	return found, nil
+}
+
+// errStopRead ends a recording's writer once the search has its answer.
+var errStopRead = errors.New("search done")
+
 // outputContains reports whether the "o" events of an asciicast stream
-// contain text, also across event boundaries.
+// contain text, also across event boundaries. Lines in the recorder's own
+// shape ([time,"o","data"]) are read without encoding/json, which would
+// cost most of the search: the data string is unescaped in place (JSON
+// escapes only); anything else takes the full decoder, so the result is
+// the same for any valid file.
 func outputContains(r io.Reader, text string) (bool, error) {
-	dec := recorder.NewDecoder(r)
-	if _, err := dec.Header(); err != nil {
+	if text == "" {
+		return true, nil
+	}
+	br := bufio.NewReaderSize(r, 256<<10)
+	header, err := readLine(br, nil)
+	if err != nil {
+		return false, fmt.Errorf("line 1: %w", err)
+	}
+	if _, err := recorder.NewDecoder(bytes.NewReader(header)).Header(); err != nil {
 		return false, err
 	}
-	var tail string // the end of the previous event, for matches that span two
-	for {
-		ev, err := dec.Next()
+	needle := []byte(text)
+	k := len(needle) - 1
+	var (
+		line, data []byte
+		tail       []byte // the last k bytes of output so far
+		edge       []byte
+	)
+	for n := 2; ; n++ {
+		line, err = readLine(br, line[:0])
 		if errors.Is(err, io.EOF) {
 			return false, nil
 		}
 		if err != nil {
-			return false, err
+			return false, fmt.Errorf("line %d: %w", n, err)
 		}
-		if ev.Type != recorder.EventOutput {
+		if len(bytes.TrimSpace(line)) == 0 {
 			continue
 		}
-		hay := tail + ev.Data
-		if strings.Contains(hay, text) {
+		var ok bool
+		data, ok = fastOutputData(line, data[:0])
+		if !ok {
+			var ev recorder.Event
+			if err := json.Unmarshal(line, &ev); err != nil {
+				return false, fmt.Errorf("line %d: %w", n, err)
+			}
+			if ev.Type != recorder.EventOutput {
+				continue
+			}
+			data = append(data[:0], ev.Data...)
+		} else if data == nil {
+			continue // not an output event
+		}
+		if bytes.Contains(data, needle) {
 			return true, nil
 		}
-		if k := len(text) - 1; k > 0 && len(hay) > k {
-			tail = hay[len(hay)-k:]
+		if k == 0 {
+			continue
+		}
+		// A match that spans this event and the ones before.
+		edge = append(append(edge[:0], tail...), data[:min(len(data), k)]...)
+		if bytes.Contains(edge, needle) {
+			return true, nil
+		}
+		if len(data) >= k {
+			tail = append(tail[:0], data[len(data)-k:]...)
 		} else {
-			tail = hay
+			tail = append(tail, data...)
+			tail = tail[max(0, len(tail)-k):]
 		}
 	}
+}
+
+// readLine appends the next line of br, without its line ending, to buf.
+func readLine(br *bufio.Reader, buf []byte) ([]byte, error) {
+	for {
+		chunk, err := br.ReadSlice('\n')
+		buf = append(buf, chunk...)
+		if len(buf) > recorder.MaxLineBytes {
+			return nil, fmt.Errorf("longer than %d bytes; the recording is damaged", recorder.MaxLineBytes)
+		}
+		switch {
+		case err == nil:
+			return bytes.TrimSuffix(buf[:len(buf)-1], []byte("\r")), nil
+		case errors.Is(err, bufio.ErrBufferFull):
+			continue
+		case errors.Is(err, io.EOF) && len(buf) > 0:
+			return bytes.TrimSuffix(buf, []byte("\r")), nil
+		default:
+			return nil, err
+		}
+	}
+}
+
+// fastOutputData reads a line the recorder wrote, [time,"TYPE","DATA"],
+// and appends DATA, unescaped, to buf for an output event; it returns nil
+// (and true) for another event type, and false when the line is not in
+// that exact shape (the caller then uses encoding/json).
+func fastOutputData(line, buf []byte) ([]byte, bool) {
+	if len(line) < 2 || line[0] != '[' || line[len(line)-1] != ']' {
+		return nil, false
+	}
+	comma := bytes.IndexByte(line, ',')
+	if comma < 0 {
+		return nil, false
+	}
+	rest := line[comma+1 : len(line)-1]
+	if !bytes.HasPrefix(rest, []byte(`"o","`)) {
+		if len(rest) > 0 && rest[0] == '"' && len(rest) > 2 {
+			if end := bytes.IndexByte(rest[1:], '"'); end > 0 && bytes.IndexByte(rest[1:1+end], '\\') < 0 &&
+				len(rest) > end+2 && rest[end+2] == ',' && string(rest[1:1+end]) != recorder.EventOutput {
+				return nil, true // another event type, plainly spelt
+			}
+		}
+		return nil, false
+	}
+	s := rest[len(`"o","`):]
+	if len(s) == 0 || s[len(s)-1] != '"' {
+		return nil, false
+	}
+	return unescapeJSON(s[:len(s)-1], buf)
+}
+
+// unescapeJSON appends the JSON string body s (without quotes), unescaped,
+// to buf; it reports false for anything encoding/json would not accept
+// (an unescaped quote or control character, a bad escape).
+func unescapeJSON(s, buf []byte) ([]byte, bool) {
+	for i := 0; i < len(s); {
+		c := s[i]
+		switch {
+		case c == '"' || c < 0x20:
+			return nil, false
+		case c != '\\':
+			j := i + 1
+			for j < len(s) && s[j] != '\\' && s[j] != '"' && s[j] >= 0x20 {
+				j++
+			}
+			buf = append(buf, s[i:j]...)
+			i = j
+			continue
+		}
+		if i+1 >= len(s) {
+			return nil, false
+		}
+		switch s[i+1] {
+		case '"', '\\', '/':
+			buf = append(buf, s[i+1])
+		case 'b':
+			buf = append(buf, '\b')
+		case 'f':
+			buf = append(buf, '\f')
+		case 'n':
+			buf = append(buf, '\n')
+		case 'r':
+			buf = append(buf, '\r')
+		case 't':
+			buf = append(buf, '\t')
+		case 'u':
+			r, ok := hex4(s[i+2:])
+			if !ok {
+				return nil, false
+			}
+			i += 6
+			if utf16.IsSurrogate(r) {
+				r2, ok := rune(0), false
+				if i+1 < len(s) && s[i] == '\\' && s[i+1] == 'u' {
+					r2, ok = hex4(s[i+2:])
+				}
+				if dec := utf16.DecodeRune(r, r2); ok && dec != utf8.RuneError {
+					r = dec
+					i += 6
+				} else {
+					r = utf8.RuneError
+				}
+			}
+			buf = utf8.AppendRune(buf, r)
+			continue
+		default:
+			return nil, false
+		}
+		i += 2
+	}
+	if buf == nil {
+		buf = []byte{} // an empty output event is still one
+	}
+	return buf, true
+}
+
+func hex4(s []byte) (rune, bool) {
+	if len(s) < 4 {
+		return 0, false
+	}
+	var r rune
+	for _, c := range s[:4] {
+		switch {
+		case c >= '0' && c <= '9':
+			r = r<<4 | rune(c-'0')
+		case c >= 'a' && c <= 'f':
+			r = r<<4 | rune(c-'a'+10)
+		case c >= 'A' && c <= 'F':
+			r = r<<4 | rune(c-'A'+10)
+		default:
+			return 0, false
+		}
+	}
+	return r, true
 }
