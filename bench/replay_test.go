@@ -6,10 +6,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"path/filepath"
 	"testing"
 	"time"
 
+	"github.com/bastion-dev/bastion/bastion/admin"
 	"github.com/bastion-dev/bastion/recorder"
 	"github.com/bastion-dev/bastion/recorder/replay"
 )
@@ -132,9 +134,15 @@ func (w *frameWriter) Write(p []byte) (int, error) {
 // playFrame opens the recording (its chunk index) and plays until the
 // first frame at from is on the screen; it returns the bytes written.
 func playFrame(b *testing.B, r *replayRecording, from time.Duration) int64 {
+	return playFrameFrom(b, r.store, r.id, from)
+}
+
+// playFrameFrom is playFrame reading the chunks from cr: the store, or
+// the running server's admin socket.
+func playFrameFrom(b *testing.B, cr recorder.ChunkReader, id string, from time.Duration) int64 {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	src, err := replay.OpenStore(ctx, r.store, r.id)
+	src, err := replay.OpenStore(ctx, cr, id)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -147,25 +155,31 @@ func playFrame(b *testing.B, r *replayRecording, from time.Duration) int64 {
 	return w.bytes
 }
 
-// playStreamFrame is playFrame on the recording read as one stream.
-func playStreamFrame(b *testing.B, r *replayRecording) {
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	pr, pw := io.Pipe()
-	done := make(chan struct{})
-	go func() { defer close(done); pw.CloseWithError(r.store.WriteRecording(ctx, r.id, pw)) }()
-	src, _, err := replay.ReadStream(ctx, pr)
-	_ = pr.Close()
-	<-done
+// serveAdmin serves the store on a real admin socket, as a running
+// server does, and returns a client of it.
+func serveAdmin(b *testing.B, st *recorder.BoltStore) *admin.Client {
+	b.Helper()
+	sock := filepath.Join(b.TempDir(), admin.SocketName)
+	ln, err := admin.Listen(sock)
 	if err != nil {
 		b.Fatal(err)
 	}
-	w := &frameWriter{stop: cancel}
-	err = replay.Play(ctx, src, replay.Options{Out: w, Size: replay.Size{Width: 120, Height: 40},
-		Keys: func(ctx context.Context) io.Reader { return blockReader{ctx} }})
-	if !errors.Is(err, context.Canceled) || !w.done {
-		b.Fatalf("play: %v after %d bytes, no frame", err, w.bytes)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- admin.Serve(ctx, ln, admin.Handler(st, slog.New(slog.NewTextHandler(io.Discard, nil)), admin.Hooks{}))
+	}()
+	b.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			b.Errorf("admin socket: %v", err)
+		}
+	})
+	c, err := admin.Dial(sock)
+	if err != nil {
+		b.Fatal(err)
 	}
+	return c
 }
 
 // blockReader is a keyboard nobody types on.
@@ -183,10 +197,11 @@ func (r blockReader) Read([]byte) (int, error) {
 //   - seek-end: from opening it to the screen as it was at its last moment
 //     (--from the end, or → held down): the index finds the last keyframe,
 //     and only the output after it is decoded and drawn;
-//   - first-frame-stream: first-frame with the recording read as one
-//     stream, as through the running server's admin socket;
-//   - seek-end-no-keyframes: the same on an hour without a single redraw,
-//     where the seek has to replay from the start (the worst case).
+//   - first-frame-socket and seek-end-socket: the same through a running
+//     server's admin socket (`bastion replay` while the server runs), which
+//     serves the chunk index and single chunks;
+//   - seek-end-no-keyframes: the same on an hour without a single redraw:
+//     the player rebuilds the screen from the last lines before the end.
 func BenchmarkReplay(b *testing.B) {
 	logLoad(b)
 	r := generateReplay(b, true)
@@ -203,14 +218,19 @@ func BenchmarkReplay(b *testing.B) {
 		}
 		reportMs(b, r, drawn)
 	})
-	b.Run("first-frame-stream", func(b *testing.B) {
-		// What `bastion replay` pays while the server runs: the admin
-		// socket serves a recording only as a stream, which the player
-		// reads whole (replay.StreamSource) before it can draw.
+	c := serveAdmin(b, r.store)
+	b.Run("first-frame-socket", func(b *testing.B) {
 		for b.Loop() {
-			playStreamFrame(b, r)
+			playFrameFrom(b, c, r.id, 0)
 		}
 		reportMs(b, r, 0)
+	})
+	b.Run("seek-end-socket", func(b *testing.B) {
+		var drawn int64
+		for b.Loop() {
+			drawn = playFrameFrom(b, c, r.id, replayLength*time.Second)
+		}
+		reportMs(b, r, drawn)
 	})
 	b.Run("seek-end-no-keyframes", func(b *testing.B) {
 		r := generateReplay(b, false)

@@ -87,6 +87,28 @@ func Handler(ops Ops, log *slog.Logger, hooks Hooks) http.Handler {
 			log.Error("admin: write recording", "session", id, "err", err)
 		}
 	})
+	// Chunk access, for a player that seeks: the first frame and a seek
+	// then read a chunk or two, not the whole recording.
+	if cr, ok := ops.(recorder.ChunkReader); ok {
+		mux.HandleFunc("GET /v1/sessions/{id}/chunks", func(w http.ResponseWriter, r *http.Request) {
+			idx, err := cr.ChunkIndex(r.Context(), r.PathValue("id"))
+			writeJSON(w, idx, err)
+		})
+		mux.HandleFunc("GET /v1/sessions/{id}/chunks/{seq}", func(w http.ResponseWriter, r *http.Request) {
+			seq, err := strconv.ParseUint(r.PathValue("seq"), 10, 64)
+			if err != nil {
+				httpError(w, http.StatusBadRequest, fmt.Errorf("chunk number %q: %w", r.PathValue("seq"), err))
+				return
+			}
+			b, err := cr.ReadChunk(r.Context(), r.PathValue("id"), seq)
+			if err != nil {
+				writeJSON(w, nil, err)
+				return
+			}
+			w.Header().Set("Content-Type", "application/x-asciicast-lines")
+			_, _ = w.Write(b)
+		})
+	}
 	mux.HandleFunc("POST /v1/serials", func(w http.ResponseWriter, r *http.Request) {
 		n, err := ops.NextSerial(r.Context())
 		writeJSON(w, n, err)
@@ -354,6 +376,24 @@ func (c *Client) Session(ctx context.Context, id string) (recorder.SessionMeta, 
 func (c *Client) WriteRecording(ctx context.Context, id string, w io.Writer) error {
 	return c.do(ctx, http.MethodGet, "/v1/sessions/"+url.PathEscape(id)+"/recording", nil, w)
 }
+
+// ChunkIndex implements recorder.ChunkReader through the running
+// server's store.
+func (c *Client) ChunkIndex(ctx context.Context, id string) ([]recorder.ChunkInfo, error) {
+	var idx []recorder.ChunkInfo
+	err := c.do(ctx, http.MethodGet, "/v1/sessions/"+url.PathEscape(id)+"/chunks", nil, &idx)
+	return idx, err
+}
+
+// ReadChunk implements recorder.ChunkReader through the running server's
+// store.
+func (c *Client) ReadChunk(ctx context.Context, id string, seq uint64) ([]byte, error) {
+	var b bytes.Buffer
+	err := c.do(ctx, http.MethodGet, "/v1/sessions/"+url.PathEscape(id)+"/chunks/"+strconv.FormatUint(seq, 10), nil, &b)
+	return b.Bytes(), err
+}
+
+var _ recorder.ChunkReader = (*Client)(nil)
 
 // NextSerial implements Ops.
 func (c *Client) NextSerial(ctx context.Context) (uint64, error) {

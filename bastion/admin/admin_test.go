@@ -130,3 +130,53 @@ func TestAuditFilterQueryRoundTrip(t *testing.T) {
 		t.Fatal("after=x accepted")
 	}
 }
+
+// TestChunksOverTheSocket: a player reaches a running server's recording
+// chunk by chunk, with the same index and bytes as the store itself.
+func TestChunksOverTheSocket(t *testing.T) {
+	st, c, _ := serveStore(t)
+	ctx := context.Background()
+	start := time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC)
+	if err := st.CreateSession(ctx, recorder.SessionMeta{ID: "s1", User: "alice", Target: "web-1", Start: start,
+		State: recorder.StateActive, Width: 80, Height: 24, Term: "xterm"}); err != nil {
+		t.Fatal(err)
+	}
+	chunks := [][]byte{
+		[]byte("[0.5,\"o\",\"hello\\r\\n\"]\n[1.0,\"o\",\"\\u001b[H\\u001b[2Jscreen\"]\n"),
+		[]byte("[2.5,\"o\",\"more\"]\n"),
+	}
+	for _, ch := range chunks {
+		if err := st.AppendChunk(ctx, "s1", ch); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := st.ChunkIndex(ctx, "s1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := c.ChunkIndex(ctx, "s1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != len(want) || len(got) != 2 {
+		t.Fatalf("index over the socket %+v, want %+v", got, want)
+	}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Errorf("chunk %d: %+v, want %+v", i, got[i], want[i])
+		}
+		b, err := c.ReadChunk(ctx, "s1", want[i].Seq)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if string(b) != string(chunks[i]) {
+			t.Errorf("chunk %d over the socket: %q, want %q", i, b, chunks[i])
+		}
+	}
+	if _, err := c.ReadChunk(ctx, "s1", 99); !errors.Is(err, recorder.ErrNotFound) {
+		t.Errorf("a chunk that is not there: %v, want not found", err)
+	}
+	if _, err := c.ChunkIndex(ctx, "nope"); err == nil {
+		t.Error("the index of an unknown session: no error")
+	}
+}

@@ -111,6 +111,9 @@ func TestPlanSeek(t *testing.T) {
 	for c := 1; c < 10; c++ {
 		long = append(long, none(float64(10*c), float64(10*c+9)))
 	}
+	for i := range long {
+		long[i].Bytes = 1 << 20 // ten chunks of 1 MiB: 4 MiB is near
+	}
 	for _, tt := range []struct {
 		name        string
 		target, pos float64
@@ -481,7 +484,7 @@ func newCountingSource(t *testing.T, chunks, perChunk int) *countingSource {
 			evs = append(evs, recorder.Event{Time: sec, Type: "o", Data: fmt.Sprintf("line-%d\r\n", c*perChunk+k)})
 		}
 		s.chunks = append(s.chunks, evs)
-		s.index = append(s.index, recorder.ChunkInfo{Seq: uint64(c + 1), Start: evs[0].Time, End: evs[len(evs)-1].Time, Bytes: 1000, Keyframe: -1})
+		s.index = append(s.index, recorder.ChunkInfo{Seq: uint64(c + 1), Start: evs[0].Time, End: evs[len(evs)-1].Time, Bytes: 64 << 10, Keyframe: -1})
 	}
 	return s
 }

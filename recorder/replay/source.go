@@ -186,17 +186,18 @@ type SeekPlan struct {
 	Reset  bool
 	Chunk  int
 	Offset int
-	// Tail is true when neither is near: no keyframe within farChunks
-	// chunks before the target's, and the current position farther back
-	// too. The screen is then rebuilt from the last lines of output before
-	// the target (the player's seekTail), so that a seek costs a chunk or
-	// two whatever the recording holds.
+	// Tail is true when neither is near: more than nearBytes of recording
+	// between the last keyframe and the target, and between the current
+	// position and the target. The screen is then rebuilt from the last
+	// lines of output before the target (the player's seekTail), so that a
+	// seek costs a chunk or two whatever the recording holds.
 	Tail bool
 }
 
-// farChunks is how many chunks before the target's a keyframe (or the
-// current position) may be for rendering from it to count as near.
-const farChunks = 2
+// nearBytes is how much recording (event lines) may lie between a
+// keyframe, or the current position, and the target for rendering from it
+// to be worth it: a few tens of milliseconds of decoding and drawing.
+const nearBytes = 4 << 20
 
 // PlanSeek plans a move from pos to target: from the last keyframe at or
 // before target, or on from pos when that is nearer, or from the tail of
@@ -205,6 +206,17 @@ const farChunks = 2
 func PlanSeek(index []recorder.ChunkInfo, target, pos float64) SeekPlan {
 	chunkOf := func(t float64) int {
 		return max(sort.Search(len(index), func(i int) bool { return index[i].Start > t })-1, 0)
+	}
+	// far reports whether the chunks from..to (inclusive) hold more than
+	// nearBytes.
+	far := func(from, to int) bool {
+		n := 0
+		for j := max(from, 0); j <= to && j < len(index); j++ {
+			if n += index[j].Bytes; n > nearBytes {
+				return true
+			}
+		}
+		return false
 	}
 	c := chunkOf(target)
 	kc, koff, ktime := -1, 0, 0.0
@@ -215,18 +227,18 @@ func PlanSeek(index []recorder.ChunkInfo, target, pos float64) SeekPlan {
 		}
 	}
 	if target >= pos && (kc < 0 || ktime <= pos) {
-		if c-chunkOf(pos) > farChunks {
+		if far(chunkOf(pos), c) {
 			return SeekPlan{Tail: true}
 		}
 		return SeekPlan{}
 	}
 	if kc < 0 {
-		if c > farChunks {
+		if far(0, c) {
 			return SeekPlan{Tail: true}
 		}
 		return SeekPlan{Reset: true}
 	}
-	if c-kc > farChunks {
+	if far(kc, c) {
 		return SeekPlan{Tail: true}
 	}
 	return SeekPlan{Reset: true, Chunk: kc, Offset: koff}
