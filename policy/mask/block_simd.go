@@ -60,8 +60,22 @@ func (e *Engine) classifier() classifier { return classifier{e: e} }
 // the constants after it costs more than classifying a block. So the
 // constants are loaded, and the upper state cleared, once per batch.
 func (c *classifier) masks(p []byte, at int, out []blockMasks) int {
-	if !c.e.simd || at < 2 {
+	if !c.e.simd {
 		return c.e.masksScalarBatch(p, at, out)
+	}
+	if at < 2 {
+		// The tail hash reads two bytes back: give the first block two
+		// bytes of padding, and mark the positions with fewer than two
+		// bytes before them in p as the scalar classifier does.
+		if len(out) == 0 || at >= len(p) {
+			return 0
+		}
+		var tmp [66]byte
+		copy(tmp[2-at:2], p[:at]) // the bytes p has before at
+		n := copy(tmp[2:], p[at:])
+		c.masks(tmp[:2+n], 2, out[:1])
+		out[0].tail |= 3 >> at &^ (^uint64(0) << n)
+		return 1 + c.masks(p, at+64, out[1:])
 	}
 	tb := &c.e.vec
 	lo, hi := archsimd.LoadUint8x64(&tb.lo), archsimd.LoadUint8x64(&tb.hi)
