@@ -87,6 +87,8 @@ type Server struct {
 	stopCheckpoints context.CancelFunc
 	checkpointsDone chan struct{}
 	stopOnce        sync.Once
+	acceptOnce      sync.Once     // closes accepting
+	accepting       chan struct{} // see Accepting
 	masker          *mask.Engine
 	approvals       *broker
 	metrics         *metrics.Metrics // nil-safe
@@ -110,13 +112,14 @@ func New(opt Options) (*Server, error) {
 		return nil, errors.New("bastion.New: Config, HostSigners, UserCA and Store are required")
 	}
 	s := &Server{
-		auditKey: opt.AuditKey,
-		store:    opt.Store,
-		log:      opt.Logger,
-		now:      opt.Now,
-		targetCA: opt.TargetCA,
-		hostName: opt.HostName,
-		metrics:  opt.Metrics,
+		accepting: make(chan struct{}),
+		auditKey:  opt.AuditKey,
+		store:     opt.Store,
+		log:       opt.Logger,
+		now:       opt.Now,
+		targetCA:  opt.TargetCA,
+		hostName:  opt.HostName,
+		metrics:   opt.Metrics,
 	}
 	if s.log == nil {
 		s.log = slog.Default()
@@ -217,11 +220,30 @@ func (s *Server) stopBackground() {
 
 // Serve accepts connections on ln until Shutdown or Close.
 func (s *Server) Serve(ln net.Listener) error {
-	err := s.ssh.Serve(ln)
+	err := s.ssh.Serve(&acceptSignal{Listener: ln, once: &s.acceptOnce, accepting: s.accepting})
 	if errors.Is(err, ssh.ErrServerClosed) {
 		return nil
 	}
 	return err
+}
+
+// Accepting is closed once Serve has taken up its listener and waits for
+// connections. The ssh library's Shutdown must not run before that: it
+// would not close a listener Serve has not taken up yet (Serve would then
+// accept forever), and its WaitGroup would race with Serve's.
+func (s *Server) Accepting() <-chan struct{} { return s.accepting }
+
+// acceptSignal tells, on the first Accept, that the library has tracked
+// the listener (it does so before it first accepts).
+type acceptSignal struct {
+	net.Listener
+	once      *sync.Once
+	accepting chan struct{}
+}
+
+func (l *acceptSignal) Accept() (net.Conn, error) {
+	l.once.Do(func() { close(l.accepting) })
+	return l.Listener.Accept()
 }
 
 // Shutdown stops accepting, lets open sessions finish until ctx is done, then

@@ -81,6 +81,7 @@ func startTestServer(t *testing.T, yaml string) *testServer {
 	}
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
+	<-srv.Accepting()
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()

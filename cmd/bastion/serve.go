@@ -213,6 +213,12 @@ func serve(ctx context.Context, e *env, cfg *policy.Config, demo bool, grace tim
 
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
+	// A stop must wait until Serve has taken up the listener (Accepting).
+	select {
+	case err := <-served:
+		return err
+	case <-srv.Accepting():
+	}
 	select {
 	case err := <-served:
 		return err
