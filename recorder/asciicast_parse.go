@@ -70,59 +70,75 @@ func parseJSONString(b []byte) (s string, rest []byte, ok bool) {
 	if len(b) < 2 || b[0] != '"' {
 		return "", nil, false
 	}
-	b = b[1:]
 	// Most data has no escape: find the end quote and check it is plain.
-	i := 0
+	i := 1
 	for i < len(b) && b[i] != '"' && b[i] != '\\' && b[i] >= 0x20 {
 		i++
 	}
 	if i < len(b) && b[i] == '"' {
-		if !utf8.Valid(b[:i]) {
+		if !utf8.Valid(b[1:i]) {
 			return "", nil, false
 		}
-		return string(b[:i]), b[i+1:], true
+		return string(b[1:i]), b[i+1:], true
 	}
-	out := make([]byte, 0, len(b))
-	out = append(out, b[:i]...)
+	out, rest, ok := AppendJSONString(make([]byte, 0, len(b)), b)
+	if !ok {
+		return "", nil, false
+	}
+	return string(out), rest, true
+}
+
+// AppendJSONString decodes the JSON string at the start of b (its opening
+// quote first), appends it to dst, and returns dst and what follows the
+// string; ok is false for anything encoding/json would decode differently
+// or refuse. It allocates nothing but dst's growth, for readers that scan
+// whole recordings (sessions --grep) as for the player's seek.
+func AppendJSONString(dst, b []byte) (out, rest []byte, ok bool) {
+	if len(b) < 2 || b[0] != '"' {
+		return dst, nil, false
+	}
+	b = b[1:]
+	start := len(dst)
+	i := 0
 	for i < len(b) {
 		ch := b[i]
 		switch {
 		case ch == '"':
-			if !utf8.Valid(out) {
-				return "", nil, false
+			if !utf8.Valid(dst[start:]) {
+				return dst, nil, false
 			}
-			return string(out), b[i+1:], true
+			return dst, b[i+1:], true
 		case ch < 0x20:
-			return "", nil, false
+			return dst, nil, false
 		case ch != '\\':
 			j := i + 1
 			for j < len(b) && b[j] != '"' && b[j] != '\\' && b[j] >= 0x20 {
 				j++
 			}
-			out = append(out, b[i:j]...)
+			dst = append(dst, b[i:j]...)
 			i = j
 			continue
 		}
 		if i+1 >= len(b) {
-			return "", nil, false
+			return dst, nil, false
 		}
 		switch e := b[i+1]; e {
 		case '"', '\\', '/':
-			out = append(out, e)
+			dst = append(dst, e)
 		case 'b':
-			out = append(out, '\b')
+			dst = append(dst, '\b')
 		case 'f':
-			out = append(out, '\f')
+			dst = append(dst, '\f')
 		case 'n':
-			out = append(out, '\n')
+			dst = append(dst, '\n')
 		case 'r':
-			out = append(out, '\r')
+			dst = append(dst, '\r')
 		case 't':
-			out = append(out, '\t')
+			dst = append(dst, '\t')
 		case 'u':
 			r, ok := hex4(b[i+2:])
 			if !ok {
-				return "", nil, false
+				return dst, nil, false
 			}
 			i += 6
 			if utf16.IsSurrogate(r) {
@@ -131,22 +147,22 @@ func parseJSONString(b []byte) (s string, rest []byte, ok bool) {
 				if i+1 < len(b) && b[i] == '\\' && b[i+1] == 'u' {
 					if r2, ok := hex4(b[i+2:]); ok {
 						if dec := utf16.DecodeRune(r, r2); dec != utf8.RuneError {
-							out = utf8.AppendRune(out, dec)
+							dst = utf8.AppendRune(dst, dec)
 							i += 6
 							continue
 						}
 					}
 				}
-				return "", nil, false
+				return dst, nil, false
 			}
-			out = utf8.AppendRune(out, r)
+			dst = utf8.AppendRune(dst, r)
 			continue
 		default:
-			return "", nil, false
+			return dst, nil, false
 		}
 		i += 2
 	}
-	return "", nil, false
+	return dst, nil, false
 }
 
 // hex4 reads four hex digits.

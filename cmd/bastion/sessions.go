@@ -14,8 +14,6 @@ import (
 	"strings"
 	"sync"
 	"time"
-	"unicode/utf16"
-	"unicode/utf8"
 
 	"github.com/bastion-dev/bastion/bastion/admin"
 	"github.com/bastion-dev/bastion/policy"
@@ -479,94 +477,9 @@ func fastOutputData(line, buf []byte) ([]byte, bool) {
 		}
 		return nil, false
 	}
-	s := rest[len(`"o","`):]
-	if len(s) == 0 || s[len(s)-1] != '"' {
+	out, after, ok := recorder.AppendJSONString(buf, rest[len(`"o",`):])
+	if !ok || len(after) != 0 {
 		return nil, false
 	}
-	return unescapeJSON(s[:len(s)-1], buf)
-}
-
-// unescapeJSON appends the JSON string body s (without quotes), unescaped,
-// to buf; it reports false for anything encoding/json would not accept
-// (an unescaped quote or control character, a bad escape).
-func unescapeJSON(s, buf []byte) ([]byte, bool) {
-	for i := 0; i < len(s); {
-		c := s[i]
-		switch {
-		case c == '"' || c < 0x20:
-			return nil, false
-		case c != '\\':
-			j := i + 1
-			for j < len(s) && s[j] != '\\' && s[j] != '"' && s[j] >= 0x20 {
-				j++
-			}
-			buf = append(buf, s[i:j]...)
-			i = j
-			continue
-		}
-		if i+1 >= len(s) {
-			return nil, false
-		}
-		switch s[i+1] {
-		case '"', '\\', '/':
-			buf = append(buf, s[i+1])
-		case 'b':
-			buf = append(buf, '\b')
-		case 'f':
-			buf = append(buf, '\f')
-		case 'n':
-			buf = append(buf, '\n')
-		case 'r':
-			buf = append(buf, '\r')
-		case 't':
-			buf = append(buf, '\t')
-		case 'u':
-			r, ok := hex4(s[i+2:])
-			if !ok {
-				return nil, false
-			}
-			i += 6
-			if utf16.IsSurrogate(r) {
-				r2, ok := rune(0), false
-				if i+1 < len(s) && s[i] == '\\' && s[i+1] == 'u' {
-					r2, ok = hex4(s[i+2:])
-				}
-				if dec := utf16.DecodeRune(r, r2); ok && dec != utf8.RuneError {
-					r = dec
-					i += 6
-				} else {
-					r = utf8.RuneError
-				}
-			}
-			buf = utf8.AppendRune(buf, r)
-			continue
-		default:
-			return nil, false
-		}
-		i += 2
-	}
-	if buf == nil {
-		buf = []byte{} // an empty output event is still one
-	}
-	return buf, true
-}
-
-func hex4(s []byte) (rune, bool) {
-	if len(s) < 4 {
-		return 0, false
-	}
-	var r rune
-	for _, c := range s[:4] {
-		switch {
-		case c >= '0' && c <= '9':
-			r = r<<4 | rune(c-'0')
-		case c >= 'a' && c <= 'f':
-			r = r<<4 | rune(c-'a'+10)
-		case c >= 'A' && c <= 'F':
-			r = r<<4 | rune(c-'A'+10)
-		default:
-			return 0, false
-		}
-	}
-	return r, true
+	return out, true
 }
