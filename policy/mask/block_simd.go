@@ -83,26 +83,30 @@ func (c *classifier) masks(p []byte, at int, out []blockMasks) int {
 	top, stop := archsimd.BroadcastUint8x64(0x80), archsimd.BroadcastUint8x64(clStop)
 	t0, t1 := archsimd.LoadUint8x64(&tb.tail[0]), archsimd.LoadUint8x64(&tb.tail[1])
 	fold, zero := archsimd.BroadcastUint8x64(0x20), archsimd.BroadcastUint8x64(0)
-	c2, e2, ef := archsimd.BroadcastUint8x64(0xc2), archsimd.BroadcastUint8x64(0xe2), archsimd.BroadcastUint8x64(0xef)
+	c2, ef, not20 := archsimd.BroadcastUint8x64(0xc2), archsimd.BroadcastUint8x64(0xef), archsimd.BroadcastUint8x64(0xdf)
 	k := 0
 	for b0 := at; b0 < len(p) && k < len(out); b0 += 64 {
 		n := min(len(p)-b0, 64)
+		// v1 and v2: the same bytes one and two back (b0 >= 2), for the
+		// tail hash.
 		var v, v1, v2 archsimd.Uint8x64
 		if n == 64 {
 			v = archsimd.LoadUint8x64Slice(p[b0:])
+			v1 = archsimd.LoadUint8x64Slice(p[b0-1:])
+			v2 = archsimd.LoadUint8x64Slice(p[b0-2:])
 		} else {
 			v = archsimd.LoadUint8x64SlicePart(p[b0:])
+			v1 = archsimd.LoadUint8x64SlicePart(p[b0-1 : b0-1+n])
+			v2 = archsimd.LoadUint8x64SlicePart(p[b0-2 : b0-2+n])
 		}
-		// The same bytes one and two back (b0 >= 2), for the tail hash.
-		v1 = archsimd.LoadUint8x64SlicePart(p[b0-1 : b0-1+n])
-		v2 = archsimd.LoadUint8x64SlicePart(p[b0-2 : b0-2+n])
 		vr := v.Permute(rev)
 		// Bytes from 0x80 on would get an ASCII byte's class: they have
 		// none but clStop for the leads of zero-width characters. All of
 		// it is done on the vector, before the store: reading the stored
 		// masks back at once to patch them would stall on the store.
 		cls := lo.ConcatPermute(hi, vr).Masked(vr.Less(top))
-		cls = cls.Or(stop.Masked(vr.Equal(c2).Or(vr.Equal(e2)).Or(vr.Equal(ef))))
+		// 0xC2 and 0xE2 differ in bit 5 only: one test for both.
+		cls = cls.Or(stop.Masked(vr.And(not20).Equal(c2).Or(vr.Equal(ef))))
 		m := &out[k]
 		unit.GaloisFieldAffineTransform(cls.AsUint64x8(), 0).Permute(tr).AsUint64x8().Store((*[8]uint64)(unsafe.Pointer(m)))
 		l0, l1, l2 := v.Or(fold), v1.Or(fold), v2.Or(fold)
