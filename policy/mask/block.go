@@ -98,8 +98,11 @@ func (e *Engine) initBlock() {
 		}
 		e.cls[b] = c
 	}
-	e.block = e.fastChain
-	e.simd = e.block && haveSIMD
+	// One byte at a time, the classes cost more than the chain path they
+	// would save: without the SIMD classifier the filter stays off (tests
+	// turn it on to check its reasoning on any machine).
+	e.block = e.fastChain && haveSIMD
+	e.simd = e.block
 	if e.simd {
 		e.prepareSIMD()
 	}
