@@ -113,6 +113,7 @@ func BenchmarkThroughput(b *testing.B) {
 	n := benchBytes(b)
 	sources := benchSources(b)
 	w := newWorld(b)
+	jump := w.jumpClient(b) // started here, so that it lives as long as b
 	for _, s := range sources {
 		remote := fmt.Sprintf("head -c %d %s", n, s.path)
 		b.Run(subName("bastion", s), func(b *testing.B) {
@@ -128,7 +129,7 @@ func BenchmarkThroughput(b *testing.B) {
 			w.benchStream(b, n, w.direct, false, remote)
 		})
 		b.Run(subName("proxyjump", s), func(b *testing.B) {
-			w.benchStream(b, n, w.jumpClient(b), false, remote)
+			w.benchStream(b, n, jump, false, remote)
 		})
 	}
 }
@@ -208,7 +209,8 @@ func BenchmarkSessionSetup(b *testing.B) {
 	b.Run("openssh-curve25519", func(b *testing.B) {
 		w.benchLogin(b, w.direct, "-o", "KexAlgorithms=curve25519-sha256", "true")
 	})
-	b.Run("proxyjump", func(b *testing.B) { w.benchLogin(b, w.jumpClient(b), "true") })
+	jump := w.jumpClient(b)
+	b.Run("proxyjump", func(b *testing.B) { w.benchLogin(b, jump, "true") })
 }
 
 // benchLogin runs ssh with c and args b.N times; each must exit 0 and print

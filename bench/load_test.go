@@ -56,7 +56,8 @@ func durFlag(b *testing.B, s *string, what string) time.Duration {
 }
 
 // jumpClient returns an OpenSSH client for w's sshd that goes through a
-// second sshd, as `ssh -J` does: ProxyJump is `ssh -W %h:%p` to the jump
+// second sshd, which b's cleanup stops (call it with the benchmark whose
+// sub-benchmarks use it), as `ssh -J` does: ProxyJump is `ssh -W %h:%p` to the jump
 // host, which ProxyCommand spells out so that the hop gets the harness's
 // options (key, known_hosts) instead of the user's ssh_config.
 func (w *world) jumpClient(b *testing.B) *testharness.SSHClient {

@@ -93,7 +93,7 @@ func table(r results) []row {
 		nm, okN := r.get(t+"bastion-nomask"+src.suffix, "stream-MB/s")
 		o, okO := r.get(t+"openssh"+src.suffix, "stream-MB/s")
 		p, okP := r.get(t+"proxyjump"+src.suffix, "stream-MB/s")
-		rows = append(rows, row{"throughput, 1 GiB of " + src.name + ", recording and masking on (MB/s)",
+		rows = append(rows, row{"throughput, BENCH_BYTES of " + src.name + ", recording and masking on (MB/s)",
 			num(b, okB, "%.1f") + " (masking off: " + num(nm, okN, "%.1f") + ")", num(o, okO, "%.1f"), num(p, okP, "%.1f"),
 			verdict("≥ 0.8× ProxyJump", okB && okP, okB && okP && b >= 0.8*p)})
 	}
@@ -119,10 +119,11 @@ func table(r results) []row {
 	cn, ok8 := r.get(c+"bastion", "sessions")
 	c99, ok9 := r.get(c+"bastion", "p99-ms")
 	of, oka := r.get(c+"openssh", "failures")
+	on, okc := r.get(c+"openssh", "sessions")
 	o99, okb := r.get(c+"openssh", "p99-ms")
-	rows = append(rows, row{"churn, 50 new sessions/s for 60 s: failures, p99 setup (ms)",
-		num(cf, ok7, "%.0f") + " of " + num(cn, ok8, "%.0f") + ", " + num(c99, ok9, "%.0f"),
-		num(of, oka, "%.0f") + ", " + num(o99, okb, "%.0f"), "",
+	rows = append(rows, row{"churn, BENCH_CHURN_RATE new sessions/s for BENCH_CHURN (default 50/s, 60 s): failures of sessions, p99 setup (ms)",
+		num(cf, ok7, "%.0f") + " of " + num(cf+cn, ok7 && ok8, "%.0f") + ", " + num(c99, ok9, "%.0f"),
+		num(of, oka, "%.0f") + " of " + num(of+on, oka && okc, "%.0f") + ", " + num(o99, okb, "%.0f"), "",
 		verdict("0 failures", ok7, ok7 && cf == 0)})
 	return rows
 }
