@@ -33,11 +33,11 @@ not a benchmark line 1 2 3
 	}
 	rows := table(res)
 	want := map[string]string{
-		"connection setup":            "≤ 1.2× OpenSSH: met",
+		"connection setup":                  "≤ 1.2× OpenSSH: met",
 		"throughput, BENCH_BYTES of zeros":  "≥ 0.8× ProxyJump: not met",
 		"throughput, BENCH_BYTES of random": "≥ 0.8× ProxyJump: not measured",
-		"memory per idle":             "< 200 KiB: met",
-		"churn":                       "0 failures: not measured",
+		"memory per idle":                   "< 200 KiB: met",
+		"churn":                             "0 failures: not measured",
 	}
 	for prefix, goal := range want {
 		found := false
