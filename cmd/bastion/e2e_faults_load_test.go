@@ -14,6 +14,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -121,32 +122,27 @@ func TestFaultKill9WithActiveSessions(t *testing.T) {
 	// allows a second more for a loaded machine (and the race detector);
 	// without periodic flushes a recording would lose everything.
 	const maxLag = 24
+	// The sessions were opened one after the other: by start time, the
+	// k-th interrupted session is session k.
+	sort.Slice(interrupted, func(i, j int) bool { return interrupted[i].Start.Before(interrupted[j].Start) })
 	lineRE := regexp.MustCompile(`s(\d+)-(\d+)`)
 	worst := int64(0)
-	found := map[int]bool{}
-	for _, m := range interrupted {
+	for k, m := range interrupted {
 		cast := w.recording(t, m.ID)
-		k, last := -1, int64(0)
+		last := int64(0) // no line recorded yet: everything the client saw is the lag
 		for _, sm := range lineRE.FindAllStringSubmatch(cast, -1) {
 			kk, _ := strconv.Atoi(sm[1])
 			i, _ := strconv.ParseInt(sm[2], 10, 64)
-			if k >= 0 && kk != k {
-				t.Fatalf("recording %s holds lines of sessions %d and %d", m.ID, k, kk)
+			if kk != k {
+				t.Fatalf("recording %s of session %d holds lines of session %d", m.ID, k, kk)
 			}
-			k, last = kk, max(last, i)
+			last = max(last, i)
 		}
-		if k < 0 || k >= n {
-			t.Fatalf("recording %s holds no numbered line:\n%.500s", m.ID, cast)
-		}
-		found[k] = true
 		lag := atKill[k] - last
 		worst = max(worst, lag)
 		if lag > maxLag {
 			t.Errorf("session %d: the client had line %d at the kill, the recording ends at %d", k, atKill[k], last)
 		}
-	}
-	if len(found) != n {
-		t.Fatalf("recordings cover %d distinct sessions, want %d", len(found), n)
 	}
 	t.Logf("%d sessions: the recordings end at most %d lines (%d ms) before what the clients saw", n, worst, worst*50)
 	if out, errOut, code := w.bastion("audit", "verify"); code != 0 || !strings.Contains(out, "intact") {
