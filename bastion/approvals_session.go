@@ -115,39 +115,47 @@ func (st *session) heldMessage(t policy.Target, text, rule string, interactive b
 // one, a user with a terminal is asked for the `/approve <reason>` line.
 // It returns true when a grant was given and used.
 func (st *session) hold(t policy.Target, kind, text, reason, rule string) bool {
+	final, ok := st.approval(t, kind, text, reason, rule, func() { st.heldMessage(t, text, rule, false) })
+	if !ok {
+		return false
+	}
+	_, ok = st.use(final, text)
+	return ok
+}
+
+// approval gets text approved: an earlier request for exactly it is taken
+// up (broker.existing), or a new one filed with reason (asked for on a
+// terminal when there is none) and waited for; noReason tells a user
+// without a terminal how to ask. ok is true when a grant came; it is not
+// used yet.
+func (st *session) approval(t policy.Target, kind, text, reason, rule string, noReason func()) (recorder.ApprovalRecord, bool) {
 	if r, found, err := st.srv.approvals.existing(st.ctx, st.id.User, kind, t.Name, text); err != nil {
 		st.internalError("look for an earlier approval request", err)
-		return false
+		return r, false
 	} else if found {
-		final, ok := st.takeUp(r)
-		if !ok {
-			return false
-		}
-		if _, err := st.srv.approvals.consume(st.ctx, final.ID, st.id.User, text); err != nil {
-			st.srv.log.Error("use approval", "user", st.id.User, "request", final.ID, "err", err)
-			st.say("request %d could not be used (%v); nothing was run", final.ID, err)
-			return false
-		}
-		return true
+		return st.takeUp(r)
 	}
 	if reason == "" && st.hasPty {
 		st.heldMessage(t, text, rule, true)
 		reason = st.askApprove()
 	}
 	if reason == "" {
-		st.heldMessage(t, text, rule, false)
-		return false
+		noReason()
+		return recorder.ApprovalRecord{}, false
 	}
-	final, ok := st.requestApproval(t, kind, text, reason, rule)
-	if !ok {
-		return false
+	return st.requestApproval(t, kind, text, reason, rule)
+}
+
+// use spends the grant r on text, once; the user is told when it cannot
+// be used.
+func (st *session) use(r recorder.ApprovalRecord, text string) (recorder.ApprovalRecord, bool) {
+	final, err := st.srv.approvals.consume(st.ctx, r.ID, st.id.User, text)
+	if err != nil {
+		st.srv.log.Error("use approval", "user", st.id.User, "request", r.ID, "err", err)
+		st.say("request %d could not be used (%v); nothing was run", r.ID, err)
+		return final, false
 	}
-	if _, err := st.srv.approvals.consume(st.ctx, final.ID, st.id.User, text); err != nil {
-		st.srv.log.Error("use approval", "user", st.id.User, "request", final.ID, "err", err)
-		st.say("request %d could not be used (%v); nothing was run", final.ID, err)
-		return false
-	}
-	return true
+	return final, true
 }
 
 // accessGrant is the approval to open a session on a target that a rule
@@ -166,41 +174,15 @@ func (st *session) accessGrant(t policy.Target, command, rule string) (time.Time
 		}
 		// The window closed meanwhile: ask anew.
 	}
-	if r, found, err := st.srv.approvals.existing(st.ctx, st.id.User, kindAccess, t.Name, text); err != nil {
-		st.internalError("look for an earlier approval request", err)
-		return time.Time{}, false
-	} else if found {
-		final, ok := st.takeUp(r)
-		if !ok {
-			return time.Time{}, false
-		}
-		final, err := st.srv.approvals.consume(st.ctx, final.ID, st.id.User, text)
-		if err != nil {
-			st.srv.log.Error("use approval", "user", st.id.User, "request", final.ID, "err", err)
-			st.say("request %d could not be used (%v)", final.ID, err)
-			return time.Time{}, false
-		}
-		st.say("access to %s approved until %s", t.Name, final.WindowEnds.Local().Format("15:04:05"))
-		return final.WindowEnds, true
-	}
 	reason, _ := splitReason(command)
-	if reason == "" && st.hasPty {
-		st.heldMessage(t, text, rule, true)
-		reason = st.askApprove()
-	}
-	if reason == "" {
+	final, ok := st.approval(t, kindAccess, text, reason, rule, func() {
 		st.say("held by rule %q: %s needs approval first. Ask for it with a reason: ssh %s %s --reason 'why' [COMMAND]",
 			rule, t.Name, st.srv.hostName, t.Name)
-		return time.Time{}, false
-	}
-	final, ok := st.requestApproval(t, kindAccess, text, reason, rule)
+	})
 	if !ok {
 		return time.Time{}, false
 	}
-	final, err := st.srv.approvals.consume(st.ctx, final.ID, st.id.User, text)
-	if err != nil {
-		st.srv.log.Error("use approval", "user", st.id.User, "request", final.ID, "err", err)
-		st.say("request %d could not be used (%v)", final.ID, err)
+	if final, ok = st.use(final, text); !ok {
 		return time.Time{}, false
 	}
 	st.say("access to %s approved until %s", t.Name, final.WindowEnds.Local().Format("15:04:05"))
