@@ -80,33 +80,7 @@ func newSQLWorld(b *testing.B) *sqlWorld {
 		b.Fatal(err)
 	}
 
-	for try := 1; ; try++ {
-		w.port = testharness.FreePort(b)
-		w.writeSQLConfig(b)
-		err := w.startServer()
-		if err == nil {
-			break
-		}
-		log := w.logTail()
-		if try < serverTries && strings.Contains(log, "address already in use") {
-			continue
-		}
-		b.Fatalf("start bastion: %v\nserver log:\n%s", err, log)
-	}
-	b.Cleanup(func() { w.stopServer(b) })
-
-	key, _ := testharness.KeyPair(b, w.dir, "ed25519")
-	cert, errOut, err := w.bastion("keys", "sign", "--user", "alice", "--groups", "sre", "--ttl", "1h", key+".pub")
-	if err != nil {
-		b.Fatalf("bastion keys sign: %v\n%s", err, errOut)
-	}
-	if err := os.WriteFile(key+"-cert.pub", []byte(cert), 0o600); err != nil {
-		b.Fatal(err)
-	}
-	w.viaBastion = testharness.NewSSHClient(b, "127.0.0.1", w.port)
-	w.viaBastion.KeyFile = key
-	w.viaBastion.CertFile = key + "-cert.pub"
-	w.viaBastion.KnownHostsFile = filepath.Join(w.dataDir, "known_hosts")
+	w.start(b, w.writeSQLConfig)
 	return w
 }
 

@@ -139,9 +139,23 @@ func newWorld(b *testing.B) *world {
 	w.serverLog = filepath.Join(w.dir, "bastion.log")
 	w.sshd = testharness.StartSSHD(b, testharness.SSHDOptions{})
 
+	w.start(b, w.writeConfig)
+	w.direct = w.sshd.Client(b)
+
+	// One login each way proves the setup and shows the ciphers in use.
+	b.Logf("client -> bastion: %s", w.negotiated(b, w.viaBastion, "web-1", "true"))
+	b.Logf("client -> sshd:    %s", w.negotiated(b, w.direct, "true"))
+	return w
+}
+
+// start runs `bastion serve` on a free port with the configuration that
+// write produces for it (retrying when another process takes the port),
+// stops it in b.Cleanup, and signs alice's certificate for viaBastion.
+func (w *world) start(b *testing.B, write func(*testing.B)) {
+	b.Helper()
 	for try := 1; ; try++ {
 		w.port = testharness.FreePort(b)
-		w.writeConfig(b)
+		write(b)
 		err := w.startServer()
 		if err == nil {
 			break
@@ -166,12 +180,6 @@ func newWorld(b *testing.B) *world {
 	w.viaBastion.KeyFile = key
 	w.viaBastion.CertFile = key + "-cert.pub"
 	w.viaBastion.KnownHostsFile = filepath.Join(w.dataDir, "known_hosts")
-	w.direct = w.sshd.Client(b)
-
-	// One login each way proves the setup and shows the ciphers in use.
-	b.Logf("client -> bastion: %s", w.negotiated(b, w.viaBastion, "web-1", "true"))
-	b.Logf("client -> sshd:    %s", w.negotiated(b, w.direct, "true"))
-	return w
 }
 
 // writeConfig writes the bastion's configuration for the current port:
