@@ -278,11 +278,13 @@ func checkChunk(events []byte) error {
 		return errors.New("chunk does not start with an event line '['")
 	case events[len(events)-1] != '\n':
 		return errors.New("chunk does not end with a newline: event lines must be complete")
-	case !utf8.Valid(events):
-		return errors.New("chunk is not valid UTF-8")
 	}
 	return nil
 }
+
+// errInvalidUTF8 refuses a chunk that is not valid UTF-8. AppendChunk checks
+// each piece as it compresses it, while the piece is in the cache.
+var errInvalidUTF8 = errors.New("chunk is not valid UTF-8")
 
 // AppendChunk compresses events and stores them under the next sequence
 // number of the session. Compression happens before the transaction, and the
@@ -309,7 +311,10 @@ func (s *BoltStore) AppendChunk(ctx context.Context, id string, events []byte) e
 				n = cut + 1
 			}
 		}
-		pieces = append(pieces, s.enc.EncodeAll(rest[:n], make([]byte, 0, n/8)))
+		if !utf8.Valid(rest[:n]) {
+			return fmt.Errorf("append to session %s: %w", id, errInvalidUTF8)
+		}
+		pieces = append(pieces, compressPiece(s.enc, rest[:n]))
 		info, ierr := IndexChunk(0, rest[:n])
 		if ierr != nil {
 			info.Bytes = -1 // no entry: ChunkIndex rebuilds it and reports the damage

@@ -1,7 +1,6 @@
 package recorder
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"errors"
@@ -30,6 +29,9 @@ const (
 	// maxEventBytes bounds the raw bytes of one event, and so the length of
 	// one line (NUL bytes take six bytes of JSON each).
 	maxEventBytes = 64 << 10
+	// maxLineBytes is how much encoded JSON a flush gathers before it
+	// appends: it bounds the encode buffer of a fast session.
+	maxLineBytes = 8 << 20
 )
 
 // RecorderConfig configures NewRecorder.
@@ -89,8 +91,11 @@ type Recorder struct {
 	// stored in event order) and owns the decoders and the encode buffers.
 	flushMu sync.Mutex
 	out, in utf8Decoder
-	scratch []byte
-	line    bytes.Buffer
+	line    []byte // encode buffer, kept between flushes only while busy
+	// The queue and arena that writers fill while a busy session's last
+	// batch is encoded (double buffering: no regrowth from nothing).
+	spareQueue []rawEvent
+	spareArena []byte
 
 	mu     sync.Mutex
 	room   *sync.Cond // signalled when the flusher took the queue, or the recording ended
@@ -332,7 +337,9 @@ func (r *Recorder) flush(ctx context.Context, final bool) error {
 		return err
 	}
 	queue, arena := r.queue, r.arena
-	r.queue, r.arena = nil, nil
+	// Writers fill the spare buffers while these are encoded.
+	r.queue, r.arena = r.spareQueue[:0], r.spareArena[:0]
+	r.spareQueue, r.spareArena = nil, nil
 	var tailAt time.Duration
 	if final {
 		tailAt = r.elapsedLocked()
@@ -340,47 +347,57 @@ func (r *Recorder) flush(ctx context.Context, final bool) error {
 	r.room.Broadcast()
 	r.mu.Unlock()
 
-	r.line.Reset()
+	line := r.line[:0]
+	if want := len(arena) + len(arena)/4 + 64; cap(line) < want {
+		line = make([]byte, 0, min(want, maxLineBytes+maxEventBytes*6))
+	}
 	for _, ev := range queue {
 		data := arena[ev.off:ev.end]
 		switch ev.typ {
 		case 'o':
-			r.scratch = r.out.decode(r.scratch[:0], data, false)
-			data = r.scratch
+			line = appendEventLine(line, ev.at, ev.typ, data, &r.out, false)
 		case 'i':
-			r.scratch = r.in.decode(r.scratch[:0], data, false)
-			data = r.scratch
+			line = appendEventLine(line, ev.at, ev.typ, data, &r.in, false)
+		default: // 'r' and 'm' carry valid UTF-8 of their own
+			var clean utf8Decoder
+			line = appendEventLine(line, ev.at, ev.typ, data, &clean, true)
 		}
-		if len(data) == 0 {
-			continue // only part of a character so far: it comes with the next event
-		}
-		if err := encodeEvent(&r.line, Event{Time: ev.at.Seconds(), Type: string(ev.typ), Data: string(data)}); err != nil {
-			return r.fail(fmt.Errorf("record session %s: %w", r.id, err))
+		if len(line) >= maxLineBytes {
+			// Zeros grow sixfold as JSON: append in steps rather than
+			// hold the whole queue's lines at once.
+			if err := r.appendLine(ctx, line); err != nil {
+				return err
+			}
+			line = line[:0]
 		}
 	}
 	if final {
-		if tail := r.out.decode(nil, nil, true); len(tail) > 0 {
-			_ = encodeEvent(&r.line, Event{Time: tailAt.Seconds(), Type: EventOutput, Data: string(tail)})
-		}
-		if tail := r.in.decode(nil, nil, true); len(tail) > 0 && r.recordInput {
-			_ = encodeEvent(&r.line, Event{Time: tailAt.Seconds(), Type: EventInput, Data: string(tail)})
+		line = appendEventLine(line, tailAt, 'o', nil, &r.out, true)
+		if r.recordInput {
+			line = appendEventLine(line, tailAt, 'i', nil, &r.in, true)
 		}
 	}
-	return r.appendLine(ctx)
+	err := r.appendLine(ctx, line)
+	// A busy session keeps its buffers for the next flush; an idle or
+	// interactive one (small flushes) gives them back, so that hundreds
+	// of idle sessions hold no encode buffers.
+	if len(arena) >= flushThreshold {
+		r.spareQueue, r.spareArena, r.line = queue[:0], arena[:0], line[:0]
+	} else {
+		r.line = nil
+	}
+	return err
 }
 
-// appendLine appends the encoded lines as one chunk and empties the
-// buffer. r.flushMu is held.
-func (r *Recorder) appendLine(ctx context.Context) error {
-	if r.line.Len() == 0 {
+// appendLine appends encoded lines as one chunk. r.flushMu is held. The
+// store does not keep line, so the caller may reuse it.
+func (r *Recorder) appendLine(ctx context.Context, line []byte) error {
+	if len(line) == 0 {
 		return nil
 	}
 	actx, cancel := context.WithTimeout(ctx, appendTimeout)
 	defer cancel()
-	// The store may keep the chunk: hand it a copy of the line buffer.
-	err := r.store.AppendChunk(actx, r.id, bytes.Clone(r.line.Bytes()))
-	r.line.Reset()
-	if err != nil {
+	if err := r.store.AppendChunk(actx, r.id, line); err != nil {
 		return r.fail(fmt.Errorf("record session %s: %w", r.id, err))
 	}
 	return nil

@@ -122,11 +122,18 @@ func IndexChunk(seq uint64, plain []byte) (ChunkInfo, error) {
 	// checking each against the patterns: this runs on every append, so
 	// it must cost little next to zstd.
 	for i := 0; ; {
-		j := bytes.Index(plain[i:], jsonESC)
+		// Look for the "1b" of \u001b: '\' and '0' fill the event lines
+		// of zeros and of binary output, so a search for the whole escape
+		// would stop at every byte; '1' next to 'b' is rare everywhere.
+		j := bytes.Index(plain[i:], jsonESC[4:])
 		if j < 0 {
 			break
 		}
-		i += j
+		if i+j < 4 || !bytes.Equal(plain[i+j-4:i+j], jsonESC[:4]) {
+			i += j + 2
+			continue
+		}
+		i += j - 4
 		// Every pattern goes on with "[H", "[1;1H", "[2J" or "c": most
 		// escapes (colours: "[32m") are passed over on two bytes.
 		if n := i + len(jsonESC); n+1 >= len(plain) || !(plain[n] == 'c' || plain[n] == '[' && (plain[n+1] == 'H' || plain[n+1] == '1' || plain[n+1] == '2')) {

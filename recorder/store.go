@@ -123,7 +123,8 @@ type Store interface {
 	// CreateSession adds a session row; it refuses an id already present.
 	CreateSession(ctx context.Context, meta SessionMeta) error
 	// AppendChunk appends complete asciicast event lines ("[...]\n" each)
-	// to the recording of an active session.
+	// to the recording of an active session. It does not keep events
+	// after it returns: the recorder reuses the buffer.
 	AppendChunk(ctx context.Context, id string, events []byte) error
 	// UpdateSession replaces an existing session row.
 	UpdateSession(ctx context.Context, meta SessionMeta) error

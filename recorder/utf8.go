@@ -82,32 +82,8 @@ func truncatedSurrogate(b []byte) bool {
 // decode appends the text of p to dst and returns it. With final set, held
 // bytes are flushed as U+FFFD: the stream has ended mid-character.
 func (d *utf8Decoder) decode(dst, p []byte, final bool) []byte {
-	i := 0
 	// Complete, or give up on, the sequence held from the previous call.
-	for d.n > 0 && i < len(p) {
-		d.pend[d.n] = p[i]
-		d.n++
-		i++
-		held := d.pend[:d.n]
-		n, st := classify(held)
-		switch {
-		case st == seqIncomplete:
-		case st == seqInvalid && !final && i == len(p) && truncatedSurrogate(held):
-		case st == seqComplete:
-			// Bytes are added one at a time and held only while they
-			// form a valid prefix, so a complete sequence is all of held.
-			dst = append(dst, held...)
-			d.n = 0
-		default:
-			// held[:n] is the maximal invalid subpart; what follows it
-			// is decoded afresh, ahead of the rest of p.
-			var rest [utf8.UTFMax]byte
-			r := copy(rest[:], held[n:])
-			d.n = 0
-			dst = append(dst, replacement...)
-			dst = d.decode(dst, rest[:r], false)
-		}
-	}
+	dst, i := d.resume(dst, p, final)
 	start := i // start of the current run of valid text
 	for i < len(p) {
 		if p[i] < utf8.RuneSelf {
@@ -137,20 +113,7 @@ func (d *utf8Decoder) decode(dst, p []byte, final bool) []byte {
 	}
 	dst = append(dst, p[start:i]...)
 	if final && d.n > 0 {
-		held := d.pend[:d.n]
-		d.n = 0
-		for len(held) > 0 {
-			n, st := classify(held)
-			if st == seqComplete {
-				dst = append(dst, held[:n]...)
-			} else {
-				dst = append(dst, replacement...)
-			}
-			if st == seqIncomplete {
-				break
-			}
-			held = held[n:]
-		}
+		dst = d.flushHeld(dst)
 	}
 	return dst
 }

@@ -1,0 +1,175 @@
+package recorder
+
+import (
+	"bytes"
+	"crypto/rand"
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+	"unicode/utf8"
+)
+
+// referenceLines encodes events the way the recorder did before
+// appendEventLine: decode, then encodeEvent. The fused path must match it
+// byte for byte.
+func referenceLines(t testing.TB, events [][]byte, final bool) []byte {
+	t.Helper()
+	var d utf8Decoder
+	var buf bytes.Buffer
+	for i, p := range events {
+		text := d.decode(nil, p, false)
+		if len(text) == 0 {
+			continue
+		}
+		if err := encodeEvent(&buf, Event{Time: float64(i) * 0.25, Type: EventOutput, Data: string(text)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if tail := d.decode(nil, nil, true); final && len(tail) > 0 {
+		if err := encodeEvent(&buf, Event{Time: float64(len(events)) * 0.25, Type: EventOutput, Data: string(tail)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return buf.Bytes()
+}
+
+func fusedLines(events [][]byte, final bool) []byte {
+	var d utf8Decoder
+	var line []byte
+	for i, p := range events {
+		line = appendEventLine(line, time.Duration(i)*250*time.Millisecond, 'o', p, &d, false)
+	}
+	if final {
+		line = appendEventLine(line, time.Duration(len(events))*250*time.Millisecond, 'o', nil, &d, true)
+	}
+	return line
+}
+
+func TestAppendEventLineMatchesDecodeAndEncode(t *testing.T) {
+	long := strings.Repeat("the quick brown fox, 12 jumps; ", 40)
+	tests := []struct {
+		name   string
+		events []string
+	}{
+		{"plain text", []string{"hello, world\r\n"}},
+		{"long text", []string{long}},
+		{"quotes and backslashes", []string{`say "hi" \ bye` + "\t\b\f\n\r"}},
+		{"a run of NUL", []string{strings.Repeat("\x00", 1000)}},
+		{"runs of escapes", []string{"a\x00\x00b\x1b\x1b\x1b[0m\"\"\"\\\\\n\n\n"}},
+		{"zeros across events", []string{strings.Repeat("\x00", 7), strings.Repeat("\x00", 9)}},
+		{"valid multibyte", []string{"héllo wörld €100 😀 中文"}},
+		{"line and paragraph separators", []string{"a\u2028b\u2029c\u2027d"}},
+		{"invalid bytes", []string{"a\xffb\xc0\xafc\xe2\x82Ad\xf5e"}},
+		{"character split across events", []string{"price \xe2", "\x82", "\xac5"}},
+		{"emoji split in four", []string{"\xf0", "\x9f", "\x98", "\x80!"}},
+		{"split then invalid", []string{"x\xe2\x82", "A"}},
+		{"truncated surrogate at the end", []string{"a\xed\xa0", "\x80b"}},
+		{"incomplete at the very end", []string{"end \xf0\x9f\x98"}},
+		{"only part of a character", []string{"\xe2", "\x82\xac"}},
+		{"random binary", []string{"\x00\x01\x7f\x80\xfe\xff\x1b]52;c;\x07\x9b"}},
+		{"DEL and high ASCII edges", []string{"\x1f\x20\x7e\x7f"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			events := make([][]byte, len(tt.events))
+			for i, e := range tt.events {
+				events[i] = []byte(e)
+			}
+			for _, final := range []bool{false, true} {
+				want := referenceLines(t, events, final)
+				got := fusedLines(events, final)
+				if !bytes.Equal(got, want) {
+					t.Fatalf("final=%v:\n got %q\nwant %q", final, got, want)
+				}
+				if !utf8.Valid(got) {
+					t.Fatalf("final=%v: output is not valid UTF-8: %q", final, got)
+				}
+			}
+		})
+	}
+}
+
+func TestAppendEventLineIsValidAsciicast(t *testing.T) {
+	in := []byte("a\x00\"\\\xff\u2028z\xe2")
+	line := fusedLines([][]byte{in}, true)
+	for _, l := range bytes.Split(bytes.TrimSuffix(line, []byte("\n")), []byte("\n")) {
+		var ev []any
+		if err := json.Unmarshal(l, &ev); err != nil {
+			t.Fatalf("line %q does not parse: %v", l, err)
+		}
+		if len(ev) != 3 || ev[1] != "o" {
+			t.Fatalf("line %q is not an output event", l)
+		}
+	}
+}
+
+func TestPlain8(t *testing.T) {
+	for c := range 256 {
+		x := uint64(c) | uint64('a')*0x0101010101010100 // c in the lowest byte, 'a' elsewhere
+		for shift := 0; shift < 64; shift += 8 {
+			y := x<<shift | x>>(64-shift)
+			if shift == 0 {
+				y = x
+			}
+			if got, want := plain8(y), jsonPlain[c]; got != want {
+				t.Fatalf("byte %#02x at bit %d: plain8 = %v, want %v", c, shift, got, want)
+			}
+		}
+	}
+}
+
+// FuzzAppendEventLine cuts arbitrary bytes into events at fuzzed points
+// and holds the fused encoder to decode followed by encodeEvent.
+func FuzzAppendEventLine(f *testing.F) {
+	f.Add([]byte("hello \xe2\x82\xac \x00\x00\x00 \xff"), uint8(3), uint8(7))
+	f.Add([]byte("\xed\xa0\x80\xf0\x9f\x98\x80\u2028"), uint8(1), uint8(2))
+	f.Add(bytes.Repeat([]byte{0}, 100), uint8(50), uint8(0))
+	f.Fuzz(func(t *testing.T, data []byte, cut1, cut2 uint8) {
+		a := min(int(cut1), len(data))
+		b := min(a+int(cut2), len(data))
+		events := [][]byte{data[:a], data[a:b], data[b:]}
+		for _, final := range []bool{false, true} {
+			want := referenceLines(t, events, final)
+			if got := fusedLines(events, final); !bytes.Equal(got, want) {
+				t.Fatalf("final=%v:\n got %q\nwant %q", final, got, want)
+			}
+		}
+	})
+}
+
+// BenchmarkAppendEventLine encodes 32 KiB events (a read of the target's
+// channel) of text, zeros and random bytes; "reference" is the earlier
+// path, decode and encodeEvent.
+func BenchmarkAppendEventLine(b *testing.B) {
+	random := make([]byte, 32<<10)
+	_, _ = rand.Read(random)
+	inputs := []struct {
+		name string
+		data []byte
+	}{
+		{"text", []byte(strings.Repeat("2026-12-01T14:16:30Z INFO served /api/v1/items status=200 bytes=5123\r\n", 500)[:32<<10])},
+		{"zeros", make([]byte, 32<<10)},
+		{"random", random},
+	}
+	for _, in := range inputs {
+		b.Run(in.name, func(b *testing.B) {
+			b.SetBytes(int64(len(in.data)))
+			var d utf8Decoder
+			var line []byte
+			for b.Loop() {
+				line = appendEventLine(line[:0], time.Second, 'o', in.data, &d, false)
+			}
+		})
+		b.Run(in.name+"-reference", func(b *testing.B) {
+			b.SetBytes(int64(len(in.data)))
+			var d utf8Decoder
+			var buf bytes.Buffer
+			for b.Loop() {
+				buf.Reset()
+				text := d.decode(nil, in.data, false)
+				_ = encodeEvent(&buf, Event{Time: 1, Type: EventOutput, Data: string(text)})
+			}
+		})
+	}
+}
