@@ -55,7 +55,8 @@ type RecorderConfig struct {
 	// Logger receives the one report of a recording failure; nil means
 	// slog.Default().
 	Logger *slog.Logger
-	// MaxPending is how many raw bytes may wait for the flusher; past it
+	// MaxPending is how many raw bytes may wait for the flusher (besides
+	// the batch it is encoding and the one being stored); past it
 	// Output and Input wait until the flusher has taken them, which slows
 	// the session to the speed of the store (SSH flow control carries that
 	// back to the target) rather than dropping evidence or failing a
@@ -74,7 +75,10 @@ type RecorderConfig struct {
 // decodes UTF-8, encodes the asciicast lines and appends them as one chunk
 // at least every flush interval, and sooner once ~64 KiB are waiting. So
 // the encoding and compression run beside the session, on another core.
-// Writers wait only when MaxPending raw bytes are queued. The first failing
+// One append may be under way while the next batch is encoded, so that a
+// commit's fsync does not stall the encoding; appends still happen one at
+// a time, in order. Writers wait only when MaxPending raw bytes are queued
+// behind those two batches. The first failing
 // append closes Failed() and sets Err(); from then on events are dropped,
 // and Close reports the failure.
 type Recorder struct {
@@ -91,7 +95,13 @@ type Recorder struct {
 	// stored in event order) and owns the decoders and the encode buffers.
 	flushMu sync.Mutex
 	out, in utf8Decoder
-	line    []byte // encode buffer, kept between flushes only while busy
+	line    []byte // free encode buffer, kept between flushes only while busy
+	// inflight is the append under way, if any: the next flush encodes
+	// while it commits (its fsync), and waits for it before appending in
+	// turn, so chunks are still stored in order. inflightLine is its
+	// buffer, free again once it is done.
+	inflight     chan error
+	inflightLine []byte
 	// The queue and arena that writers fill while a busy session's last
 	// batch is encoded (double buffering: no regrowth from nothing).
 	spareQueue []rawEvent
@@ -347,10 +357,7 @@ func (r *Recorder) flush(ctx context.Context, final bool) error {
 	r.room.Broadcast()
 	r.mu.Unlock()
 
-	line := r.line[:0]
-	if want := len(arena) + len(arena)/4 + 64; cap(line) < want {
-		line = make([]byte, 0, min(want, maxLineBytes+maxEventBytes*6))
-	}
+	line := r.takeLine(len(arena) + len(arena)/4 + 64)
 	for _, ev := range queue {
 		data := arena[ev.off:ev.end]
 		switch ev.typ {
@@ -365,10 +372,10 @@ func (r *Recorder) flush(ctx context.Context, final bool) error {
 		if len(line) >= maxLineBytes {
 			// Zeros grow sixfold as JSON: append in steps rather than
 			// hold the whole queue's lines at once.
-			if err := r.appendLine(ctx, line); err != nil {
+			if err := r.startAppend(ctx, line); err != nil {
 				return err
 			}
-			line = line[:0]
+			line = r.takeLine(maxLineBytes)
 		}
 	}
 	if final {
@@ -377,24 +384,70 @@ func (r *Recorder) flush(ctx context.Context, final bool) error {
 			line = appendEventLine(line, tailAt, 'i', nil, &r.in, true)
 		}
 	}
-	err := r.appendLine(ctx, line)
+	err := r.startAppend(ctx, line)
+	if final && err == nil {
+		err = r.waitAppend()
+	}
 	// A busy session keeps its buffers for the next flush; an idle or
 	// interactive one (small flushes) gives them back, so that hundreds
 	// of idle sessions hold no encode buffers.
 	if len(arena) >= flushThreshold {
-		r.spareQueue, r.spareArena, r.line = queue[:0], arena[:0], line[:0]
+		r.spareQueue, r.spareArena = queue[:0], arena[:0]
 	} else {
 		r.line = nil
 	}
 	return err
 }
 
-// appendLine appends encoded lines as one chunk. r.flushMu is held. The
-// store does not keep line, so the caller may reuse it.
-func (r *Recorder) appendLine(ctx context.Context, line []byte) error {
+// takeLine returns the free encode buffer, or a new one of capacity want
+// if the free one is smaller. r.flushMu is held.
+func (r *Recorder) takeLine(want int) []byte {
+	line := r.line[:0]
+	r.line = nil
+	if cap(line) < want {
+		line = make([]byte, 0, min(want, maxLineBytes+maxEventBytes*6))
+	}
+	return line
+}
+
+// startAppend waits for the append under way, then starts appending line
+// as one chunk; it returns the earlier append's failure. r.flushMu is held.
+// The store does not keep line, so once the append is done its buffer is
+// the free one again.
+func (r *Recorder) startAppend(ctx context.Context, line []byte) error {
+	if err := r.waitAppend(); err != nil {
+		return err
+	}
 	if len(line) == 0 {
+		if cap(line) > cap(r.line) {
+			r.line = line
+		}
 		return nil
 	}
+	done := make(chan error, 1)
+	r.inflight, r.inflightLine = done, line
+	// The goroutine's owner is the recorder: the next flush, or Close,
+	// waits for it.
+	go func() { done <- r.appendLine(ctx, line) }()
+	return nil
+}
+
+// waitAppend waits for the append under way, if any, and returns its
+// error. r.flushMu is held.
+func (r *Recorder) waitAppend() error {
+	if r.inflight == nil {
+		return nil
+	}
+	err := <-r.inflight
+	if cap(r.inflightLine) > cap(r.line) {
+		r.line = r.inflightLine[:0]
+	}
+	r.inflight, r.inflightLine = nil, nil
+	return err
+}
+
+// appendLine appends encoded lines as one chunk.
+func (r *Recorder) appendLine(ctx context.Context, line []byte) error {
 	actx, cancel := context.WithTimeout(ctx, appendTimeout)
 	defer cancel()
 	if err := r.store.AppendChunk(actx, r.id, line); err != nil {

@@ -372,13 +372,16 @@ func TestRecorderBackpressure(t *testing.T) {
 	wrote := make(chan struct{})
 	go func() {
 		defer close(wrote)
-		for i := 0; i < 3; i++ {
-			h.rec.Output(bytes.Repeat([]byte("y"), 2000)) // each one overfills the queue
+		// Each one overfills the queue: one batch is stored (held at
+		// the gate), one waits for it encoded, one fills the queue, and
+		// the fourth must wait.
+		for i := 0; i < 4; i++ {
+			h.rec.Output(bytes.Repeat([]byte("y"), 2000))
 		}
 	}()
 	select {
 	case <-wrote:
-		t.Fatal("three over-full writes went through with the store blocked")
+		t.Fatal("four over-full writes went through with the store blocked")
 	case <-time.After(200 * time.Millisecond):
 	}
 	close(g.gate) // the store catches up
@@ -400,8 +403,8 @@ func TestRecorderBackpressure(t *testing.T) {
 	for _, e := range evs {
 		total += len(e.Data)
 	}
-	if total != 6000 {
-		t.Fatalf("recorded %d bytes of 6000", total)
+	if total != 8000 {
+		t.Fatalf("recorded %d bytes of 8000", total)
 	}
 }
 
