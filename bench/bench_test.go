@@ -4,7 +4,9 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"math/rand/v2"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -17,8 +19,8 @@ import (
 var (
 	bytesFlag = flag.String("bench.bytes", envOr("BENCH_BYTES", "1G"),
 		"bytes per streamed command: an integer with an optional K, M or G suffix (binary) (env BENCH_BYTES)")
-	sourceFlag = flag.String("bench.source", envOr("BENCH_SOURCE", "zero,urandom"),
-		"comma-separated sources to stream: zero (/dev/zero), urandom (/dev/urandom) (env BENCH_SOURCE)")
+	sourceFlag = flag.String("bench.source", envOr("BENCH_SOURCE", "zero,text,urandom"),
+		"comma-separated sources to stream: zero (/dev/zero), urandom (/dev/urandom), text (log lines) (env BENCH_SOURCE)")
 )
 
 func envOr(key, def string) string {
@@ -54,13 +56,55 @@ func parseSize(s string) (int64, error) {
 	return n * mult, nil
 }
 
-// source is a device the remote `head -c N` reads.
+// source is what the remote `head -c N` reads: a device, or (text) a file
+// of log lines that the benchmark writes first, read over and over.
 type source struct {
-	name string // "zero", "urandom"
-	path string
+	name string // "zero", "urandom", "text"
+	path string // the device; empty for text
 }
 
-var knownSources = []source{{"zero", "/dev/zero"}, {"urandom", "/dev/urandom"}}
+var knownSources = []source{{"zero", "/dev/zero"}, {"urandom", "/dev/urandom"}, {"text", ""}}
+
+// remote is the command that prints n bytes of s on the target (which runs
+// on this machine: the file lives in dir).
+func (s source) remote(b *testing.B, dir string, n int64) string {
+	if s.path != "" {
+		return fmt.Sprintf("head -c %d %s", n, s.path)
+	}
+	file := filepath.Join(dir, "log.txt")
+	if err := os.WriteFile(file, logText(64<<20), 0o644); err != nil {
+		b.Fatal(err)
+	}
+	return fmt.Sprintf("while cat %s; do :; done | head -c %d", file, n)
+}
+
+// logText returns size bytes of application log lines, the output an
+// engineer tails through a bastion: timestamps, levels, messages, request
+// paths, client addresses from a pool, request ids, status codes, sizes and
+// durations (digit runs too short to be a card number). A fixed-seed
+// generator varies them, so that the text compresses like a real service
+// log (zstd: about a tenth) rather than like one repeated line.
+func logText(size int) []byte {
+	rng := rand.New(rand.NewPCG(1, 2))
+	pick := func(s []string) string { return s[rng.IntN(len(s))] }
+	levels := []string{"INFO", "INFO", "INFO", "INFO", "DEBUG", "WARN", "ERROR"}
+	words := []string{"request served", "request served", "cache miss", "retrying upstream", "slow query", "token refreshed", "connection reset by peer"}
+	paths := []string{"/api/v1/orders", "/api/v1/items", "/healthz", "/api/v2/payments/authorize", "/static/app.js", "/login", "/api/v1/orders/search"}
+	statuses := []string{"200", "200", "200", "200", "201", "304", "404", "500"}
+	clients := make([]string, 40)
+	for i := range clients {
+		clients[i] = fmt.Sprintf("10.%d.%d.%d", rng.IntN(4), rng.IntN(256), rng.IntN(256))
+	}
+	t := time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC)
+	out := make([]byte, 0, size+256)
+	for req := rng.Uint32(); len(out) < size; req++ {
+		t = t.Add(time.Duration(rng.IntN(5000)) * time.Microsecond)
+		out = t.AppendFormat(out, "2006-01-02T15:04:05.000Z07:00")
+		out = fmt.Appendf(out, " %-5s %s path=%s client=%s req=%08x status=%s bytes=%d dur=%dms\r\n",
+			pick(levels), pick(words), pick(paths), pick(clients), req, pick(statuses), 100*rng.IntN(60), rng.IntN(300))
+	}
+	return out[:size]
+}
 
 func benchBytes(b *testing.B) int64 {
 	b.Helper()
@@ -83,7 +127,7 @@ func benchSources(b *testing.B) []source {
 			}
 		}
 		if !found {
-			b.Fatalf("BENCH_SOURCE / -bench.source: unknown source %q: want zero or urandom", name)
+			b.Fatalf("BENCH_SOURCE / -bench.source: unknown source %q: want zero, urandom or text", name)
 		}
 	}
 	return out
@@ -115,7 +159,7 @@ func BenchmarkThroughput(b *testing.B) {
 	w := newWorld(b)
 	jump := w.jumpClient(b) // started here, so that it lives as long as b
 	for _, s := range sources {
-		remote := fmt.Sprintf("head -c %d %s", n, s.path)
+		remote := s.remote(b, b.TempDir(), n)
 		b.Run(subName("bastion", s), func(b *testing.B) {
 			w.benchStream(b, n, w.viaBastion, true, "web-1", remote)
 		})

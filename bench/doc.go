@@ -22,8 +22,9 @@
 //
 //	BENCH_BYTES   / -bench.bytes   bytes per stream: an integer with an optional
 //	                               K, M or G suffix (binary); default 1G
-//	BENCH_SOURCE  / -bench.source  comma-separated sources: zero, urandom;
-//	                               default "zero,urandom"
+//	BENCH_SOURCE  / -bench.source  comma-separated sources: zero, text
+//	                               (log lines), urandom; default
+//	                               "zero,text,urandom"
 //
 // The package has only this file outside its tests, so that `go build ./...`
 // sees a package; `go test ./...` compiles the benchmarks but runs none

@@ -34,9 +34,12 @@ func BenchmarkRecording(b *testing.B) {
 	for _, s := range benchSources(b) {
 		b.Run(subName("store", s), func(b *testing.B) {
 			var data []byte
-			if s.name == "zero" {
+			switch s.name {
+			case "zero":
 				data = make([]byte, recordPiece)
-			} else {
+			case "text":
+				data = logText(64 << 20)
+			default:
 				// 64 MiB of random data, cycled: chunks are compressed one
 				// by one and are smaller than that, so no repeat is seen.
 				data = make([]byte, min(n, 64<<20))

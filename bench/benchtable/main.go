@@ -88,7 +88,7 @@ func table(r results) []row {
 	rows = append(rows, row{"connection setup, `ssh ... true`, median (ms)",
 		num(bs, okB, "%.0f"), num(os_, okO, "%.0f") + " (curve25519: " + num(oc, okC, "%.0f") + ")", num(pj, okP, "%.0f"),
 		verdict("≤ 1.2× OpenSSH", okB && okO, okB && okO && bs <= 1.2*os_)})
-	for _, src := range []struct{ name, suffix string }{{"zeros", ""}, {"random", "-urandom"}} {
+	for _, src := range []struct{ name, suffix string }{{"zeros", ""}, {"log text", "-text"}, {"random", "-urandom"}} {
 		b, okB := r.get(t+"bastion"+src.suffix, "stream-MB/s")
 		nm, okN := r.get(t+"bastion-nomask"+src.suffix, "stream-MB/s")
 		o, okO := r.get(t+"openssh"+src.suffix, "stream-MB/s")
