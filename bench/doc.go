@@ -25,6 +25,8 @@
 //	BENCH_SOURCE  / -bench.source  comma-separated sources: zero, text
 //	                               (log lines), urandom; default
 //	                               "zero,text,urandom"
+//	BENCH_CPUPROFILE               write the bastion process's CPU profile
+//	                               (serve --cpuprofile) to this file
 //
 // The package has only this file outside its tests, so that `go build ./...`
 // sees a package; `go test ./...` compiles the benchmarks but runs none

@@ -224,7 +224,13 @@ func (w *world) startServer() error {
 		return err
 	}
 	defer logf.Close() // the child keeps its own descriptor
-	cmd := exec.Command(w.bin, "serve", "--config", w.cfgPath, "--shutdown-grace", "5s")
+	args := []string{"serve", "--config", w.cfgPath, "--shutdown-grace", "5s"}
+	if p := os.Getenv("BENCH_CPUPROFILE"); p != "" {
+		// The bastion's own CPU profile of the whole benchmark, written
+		// when the world stops it.
+		args = append(args, "--cpuprofile", p)
+	}
+	cmd := exec.Command(w.bin, args...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := cmd.Start(); err != nil {
 		return err

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime/pprof"
 	"strings"
 	"syscall"
 	"time"
@@ -31,13 +32,21 @@ import (
 const hostCertValidity = 365 * 24 * time.Hour
 
 func runServe(ctx context.Context, e *env, args []string) error {
-	fs := newFlags(e, "serve", "serve [--config F] [--demo] [--listen ADDR] [--shutdown-grace 30s]")
+	fs := newFlags(e, "serve", "serve [--config F] [--demo] [--listen ADDR] [--shutdown-grace 30s] [--cpuprofile FILE]")
 	cfgPath := fs.String("config", "", "configuration file (default $BASTION_CONFIG, then ./bastion.yaml)")
 	demo := fs.Bool("demo", false, "run the embedded demo: data in ./.bastion-demo, a demo target, instructions printed")
 	listen := fs.String("listen", "", "override the listen address")
 	grace := fs.Duration("shutdown-grace", 30*time.Second, "on SIGTERM, how long open sessions may finish before they are closed")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile (go tool pprof) of the whole run to this file, for performance work")
 	if _, err := parseFlags(fs, args); err != nil {
 		return err
+	}
+	if *cpuProfile != "" {
+		stop, err := startCPUProfile(*cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer stop()
 	}
 	var (
 		cfg *policy.Config
@@ -362,4 +371,21 @@ func startExports(e *env, cfg *policy.Config, store *recorder.BoltStore) (*metri
 	})
 	e.log.Info("metrics endpoint listening", "addr", ln.Addr().String())
 	return met, stopAll, nil
+}
+
+// startCPUProfile profiles the process into path until the returned
+// function is called (at the end of serve, after a clean shutdown).
+func startCPUProfile(path string) (stop func(), err error) {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("--cpuprofile: %w", err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		_ = f.Close()
+		return nil, fmt.Errorf("--cpuprofile %s: %w", path, err)
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		_ = f.Close()
+	}, nil
 }
