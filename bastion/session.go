@@ -24,7 +24,8 @@ import (
 //
 //  1. handleSession    identity re-checked, PTY and environment read
 //  2. recording opened (a session that cannot be recorded does not start)
-//  3. input pump and window-change drain started; both end with the channel
+//  3. input pump and monitor (window changes, recording failure, limits)
+//     started; both end with the channel
 //  4. route            built-in word, menu, target list or a target
 //  5. finish           recording closed and the row finalised, then the exit
 //                      status (or signal) sent after all output was written
@@ -73,6 +74,8 @@ type session struct {
 	onResize func(ssh.Window) // the current consumer's resize hook, under winMu
 
 	leaveMetric func() // lowers the active-sessions gauge of the target being visited
+
+	watch sessionWatch // see there: served by one goroutine at a time
 }
 
 func (s *Server) handleSession(sess ssh.Session) {
@@ -160,14 +163,13 @@ func (s *Server) handleSession(sess ssh.Session) {
 	st.stdout = newOutput(sess, rec.Output, failed, st.touch, s.maskEngine(), unmasked)
 	st.stderr = newOutput(sess.Stderr(), rec.Output, failed, st.touch, s.maskEngine(), unmasked)
 	st.input = newInputPump(sess, activitySink{st})
+	var winCh <-chan ssh.Window
 	if hasPty {
-		_, winCh, _ := sess.Pty()
-		go st.drainWindowChanges(winCh)
+		_, winCh, _ = sess.Pty()
 	}
 	done := make(chan struct{})
 	defer close(done)
-	go st.watchRecording(terminate, done)
-	go st.watchLimits(done)
+	st.startMonitor(winCh, terminate, done)
 	s.track(st, true)
 	defer s.track(st, false)
 	st.auditStart()
@@ -226,46 +228,137 @@ func (s *Server) endUnrecorded(sess ssh.Session, err error) {
 	_ = sess.Exit(1)
 }
 
-// watchRecording ends the session when its recording fails in terminate mode.
-func (st *session) watchRecording(terminate bool, done <-chan struct{}) {
-	select {
-	case <-done:
-	case <-st.rec.Failed():
-		st.srv.log.Error("recording failed", "user", st.id.User, "err", st.rec.Err(), "terminate", terminate)
-		st.srv.metrics.RecordingError()
-		// The store may be what failed; if this record cannot be written
-		// the log line above and the metric still tell.
-		st.srv.audit(recorder.AuditRecord{Type: "recording.failure", Outcome: recorder.OutcomeFailure, Reason: fmt.Sprint(st.rec.Err()),
-			User: st.id.User, Serial: st.id.Serial, Client: st.sess.RemoteAddr().String(), Session: st.rec.ID(),
-			Detail: map[string]string{"terminate": fmt.Sprint(terminate)}})
-		if terminate {
-			// Straight to the channel: this message cannot be recorded.
-			_, _ = fmt.Fprint(st.sess.Stderr(), "\r\nbastion: the session recording failed, so the session was ended (recording.on_failure: terminate)\r\n")
-			st.cancel()
+// sessionWatch is what watches a session from the side, for its whole
+// life:
+//
+//   - window changes, drained until the channel closes, which may be after
+//     the handler returned: the SSH library blocks its request loop until
+//     each one is taken, so a consumer that stopped reading would freeze
+//     signals and EOF too (resized);
+//   - the recording, which ends the session when it fails in terminate
+//     mode (recordingFailed);
+//   - the session limits, checked every tick until done (checkLimits).
+//
+// One goroutine serves it, because an idle session is mostly goroutine
+// stacks: the monitor goroutine, except while proxySSH runs, whose loop
+// serves it meanwhile (pauseMonitor, resumeMonitor). Whatever may block
+// on the client or the store runs in a goroutine of its own, so that
+// neither the monitor nor that loop waits on it.
+type sessionWatch struct {
+	winCh     <-chan ssh.Window // nil without a PTY and once closed
+	first     bool              // no window change taken yet
+	failed    <-chan struct{}   // nil once reported, and after done
+	ticks     <-chan time.Time  // nil once the limits ended the session, and after done
+	ticker    *time.Ticker
+	lim       limits
+	terminate bool
+	done      <-chan struct{} // closed when the handler returned; nil once seen
+	pause     chan chan struct{}
+}
+
+// startMonitor starts the monitor goroutine; done is closed when the
+// session's handler returns.
+func (st *session) startMonitor(winCh <-chan ssh.Window, terminate bool, done <-chan struct{}) {
+	lim := st.newLimits()
+	t := time.NewTicker(lim.tick)
+	st.watch = sessionWatch{winCh: winCh, first: true, failed: st.rec.Failed(), ticks: t.C, ticker: t,
+		lim: lim, terminate: terminate, done: done, pause: make(chan chan struct{})}
+	go st.monitor()
+}
+
+// monitor serves st.watch until the handler returned and the window
+// changes ended, or until pauseMonitor takes it over.
+func (st *session) monitor() {
+	w := &st.watch
+	for w.done != nil || w.winCh != nil {
+		select {
+		case win, ok := <-w.winCh:
+			st.windowChanged(win, ok)
+		case <-w.failed:
+			st.recordingFailedOnce()
+		case <-w.ticks:
+			st.limitsTick()
+		case ack := <-w.pause:
+			close(ack)
+			return
+		case <-w.done:
+			w.done, w.failed, w.ticks = nil, nil, nil
+			w.ticker.Stop()
 		}
 	}
 }
 
-// drainWindowChanges reads every window change for the life of the channel:
-// the SSH library blocks its request loop until each one is taken, so a
-// consumer that stopped reading would freeze signals and EOF too.
-func (st *session) drainWindowChanges(winCh <-chan ssh.Window) {
-	first := true
-	for w := range winCh {
-		if first && w == st.pty.Window {
-			// The initial size from pty-req; the header already has it.
-			first = false
-			continue
-		}
-		first = false
-		st.winMu.Lock()
-		st.win = w
-		hook := st.onResize
-		st.winMu.Unlock()
-		st.rec.Resize(w.Width, w.Height)
-		if hook != nil {
-			hook(w)
-		}
+// pauseMonitor stops the monitor goroutine; the caller serves st.watch
+// (windowChanged, recordingFailedOnce, limitsTick) until resumeMonitor.
+// Only the session's handler calls it, before done.
+func (st *session) pauseMonitor() {
+	ack := make(chan struct{})
+	st.watch.pause <- ack
+	<-ack
+}
+
+// resumeMonitor hands st.watch back to a monitor goroutine.
+func (st *session) resumeMonitor() { go st.monitor() }
+
+func (st *session) windowChanged(win ssh.Window, ok bool) {
+	w := &st.watch
+	if !ok {
+		w.winCh = nil
+		return
+	}
+	st.resized(win, w.first)
+	w.first = false
+}
+
+func (st *session) recordingFailedOnce() {
+	st.watch.failed = nil
+	go st.recordingFailed(st.watch.terminate)
+}
+
+func (st *session) limitsTick() {
+	w := &st.watch
+	end, warning := st.checkLimits(&w.lim)
+	switch {
+	case end != "":
+		w.ticks = nil
+		w.ticker.Stop()
+		go st.end(end)
+	case warning != "":
+		go st.stderr.Notice(warning)
+	}
+}
+
+// recordingFailed reports a failed recording, and ends the session in
+// terminate mode.
+func (st *session) recordingFailed(terminate bool) {
+	st.srv.log.Error("recording failed", "user", st.id.User, "err", st.rec.Err(), "terminate", terminate)
+	st.srv.metrics.RecordingError()
+	// The store may be what failed; if this record cannot be written
+	// the log line above and the metric still tell.
+	st.srv.audit(recorder.AuditRecord{Type: "recording.failure", Outcome: recorder.OutcomeFailure, Reason: fmt.Sprint(st.rec.Err()),
+		User: st.id.User, Serial: st.id.Serial, Client: st.sess.RemoteAddr().String(), Session: st.rec.ID(),
+		Detail: map[string]string{"terminate": fmt.Sprint(terminate)}})
+	if terminate {
+		// Straight to the channel: this message cannot be recorded.
+		_, _ = fmt.Fprint(st.sess.Stderr(), "\r\nbastion: the session recording failed, so the session was ended (recording.on_failure: terminate)\r\n")
+		st.cancel()
+	}
+}
+
+// resized takes one window change: recorded, and passed to the current
+// consumer. The first is skipped when it is the size from pty-req, which
+// the recording's header already has.
+func (st *session) resized(w ssh.Window, first bool) {
+	if first && w == st.pty.Window {
+		return
+	}
+	st.winMu.Lock()
+	st.win = w
+	hook := st.onResize
+	st.winMu.Unlock()
+	st.rec.Resize(w.Width, w.Height)
+	if hook != nil {
+		hook(w)
 	}
 }
 

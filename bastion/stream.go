@@ -40,8 +40,12 @@ func newInputPump(src io.Reader, rec sink) *inputPump {
 	p := &inputPump{chunks: make(chan []byte), done: make(chan struct{}), wake: make(chan struct{}, 1)}
 	go func() {
 		defer close(p.done)
-		buf := make([]byte, 32*1024)
+		// A small buffer while the user thinks, a large one while a paste
+		// or a file streams in (readBuffer): an idle session holds 1 KiB.
+		var rb readBuffer
+		defer rb.release()
 		for {
+			buf := rb.next()
 			n, err := src.Read(buf)
 			if n > 0 {
 				chunk := append([]byte(nil), buf[:n]...)
@@ -53,6 +57,7 @@ func newInputPump(src io.Reader, rec sink) *inputPump {
 			if err != nil {
 				return
 			}
+			rb.used(n)
 		}
 	}()
 	return p

@@ -3,7 +3,6 @@ package bastion
 import (
 	"context"
 	"errors"
-	"io"
 	"os"
 	"os/exec"
 	"sync"
@@ -66,14 +65,14 @@ func (st *session) runCommand(t policy.Target, extra string) exitResult {
 
 	inCtx, stopInput := context.WithCancel(ctx)
 	defer stopInput()
-	go func() { _, _ = io.Copy(f, st.input.reader(inCtx)) }()
+	go func() { _, _ = copyStream(f, st.input.reader(inCtx)) }()
 
 	outDone := make(chan struct{})
 	go func() {
 		defer close(outDone)
 		// Reading the PTY master ends with EIO once the child and all its
 		// descendants closed the slave.
-		_, _ = io.Copy(st.stdout, f)
+		_, _ = copyStream(st.stdout, f)
 	}()
 	waitErr := cmd.Wait()
 	select {
@@ -98,7 +97,7 @@ func (st *session) runCommandPipes(ctx context.Context, cmd *exec.Cmd) exitResul
 	inCtx, stopInput := context.WithCancel(ctx)
 	defer stopInput()
 	go func() {
-		_, _ = io.Copy(stdin, st.input.reader(inCtx))
+		_, _ = copyStream(stdin, st.input.reader(inCtx))
 		_ = stdin.Close()
 	}()
 	return commandExit(cmd.Wait())

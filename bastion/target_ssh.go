@@ -4,12 +4,15 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
 	"net"
+	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"charm.land/ssh"
@@ -29,22 +32,23 @@ const (
 )
 
 // dialSSHTarget connects and authenticates to an ssh target with the
-// credential the bastion holds. The user never sees it.
-func (st *session) dialSSHTarget(ctx context.Context, t policy.Target) (*gossh.Client, error) {
+// credential the bastion holds. The user never sees it. The connection's
+// incoming channels and global requests must be served (targetEvents).
+func (st *session) dialSSHTarget(ctx context.Context, t policy.Target) (gossh.Conn, <-chan gossh.NewChannel, <-chan *gossh.Request, error) {
 	hostKeys, err := keys.HostKeyCallback(t.KnownHosts)
 	if err != nil {
-		return nil, fmt.Errorf("target %s: %w", t.Name, err)
+		return nil, nil, nil, fmt.Errorf("target %s: %w", t.Name, err)
 	}
 	signer, err := st.targetSigner(t)
 	if err != nil {
-		return nil, fmt.Errorf("target %s: %w", t.Name, err)
+		return nil, nil, nil, fmt.Errorf("target %s: %w", t.Name, err)
 	}
 	d := net.Dialer{Timeout: targetDialTimeout}
 	dctx, cancel := context.WithTimeout(ctx, targetDialTimeout)
 	defer cancel()
 	conn, err := d.DialContext(dctx, "tcp", t.Address)
 	if err != nil {
-		return nil, fmt.Errorf("target %s: connect %s: %w", t.Name, t.Address, err)
+		return nil, nil, nil, fmt.Errorf("target %s: connect %s: %w", t.Name, t.Address, err)
 	}
 	// The handshake gets the same bound as the dial; cleared afterwards.
 	_ = conn.SetDeadline(time.Now().Add(targetDialTimeout))
@@ -57,10 +61,10 @@ func (st *session) dialSSHTarget(ctx context.Context, t policy.Target) (*gossh.C
 	})
 	if err != nil {
 		_ = conn.Close()
-		return nil, fmt.Errorf("target %s: %w", t.Name, err)
+		return nil, nil, nil, fmt.Errorf("target %s: %w", t.Name, err)
 	}
 	_ = conn.SetDeadline(time.Time{})
-	return gossh.NewClient(cc, chans, reqs), nil
+	return cc, chans, reqs, nil
 }
 
 // targetSigner returns the held key, or a fresh key with a one-minute
@@ -94,21 +98,47 @@ func (st *session) targetSigner(t policy.Target) (gossh.Signer, error) {
 
 // proxySSH runs the client's shell or command on an ssh target and streams
 // both ways until one side ends.
+//
+// It drives the target's connection itself instead of through x/crypto's
+// Client and Session: those run five goroutines per session (global
+// requests, channel opens, forwardings, exit status, and the wait for the
+// output) that an idle session would keep for its whole life, and
+// goroutine stacks are much of what an idle session costs. Here one
+// goroutine serves the target's requests while the session is set up,
+// and the loop at the end serves them once it runs (targetEvents).
 func (st *session) proxySSH(t policy.Target, command string) exitResult {
-	client, err := st.dialSSHTarget(st.ctx, t)
+	conn, chans, global, err := st.dialSSHTarget(st.ctx, t)
 	if err != nil {
 		st.srv.log.Warn("target connect failed", "user", st.id.User, "target", t.Name, "err", err)
 		st.errorf("cannot reach %s: %v", t.Name, userFacingDialError(err))
 		return exitResult{code: 255, reason: "target unreachable"}
 	}
-	defer client.Close()
+	ev := &targetEvents{chans: chans, global: global, output: make(chan struct{}), info: exitInfo{status: -1}}
+	// Requests the target sends during the setup below (OpenSSH sends
+	// hostkeys-00 at once) are answered meanwhile.
+	attach := make(chan (<-chan *gossh.Request), 1)
+	closeConn := func() { _ = conn.Close() }
+	takeOver := ev.serveSetup(attach, st.ctx.Done(), closeConn)
+	defer func() {
+		// Closed first: it unblocks a reply the setup goroutine may be
+		// writing to a target that stopped reading.
+		closeConn()
+		takeOver()
+		// Until the library has closed them: a target must not find the
+		// connection stuck on a request nobody reads while it closes.
+		go drainTarget(chans, global, ev.reqs)
+	}()
 
-	ts, err := client.NewSession()
+	ch, chReqs, err := conn.OpenChannel("session", nil)
 	if err != nil {
 		st.errorf("cannot open a session on %s: %v", t.Name, err)
 		return exitResult{code: 255, reason: "target session refused"}
 	}
+	ts := targetSession{ch}
 	defer ts.Close()
+	// From now on the target's requests on the session (exit-status among
+	// them) are read, as x/crypto's Session reads them from its start.
+	attach <- chReqs
 
 	for _, kv := range st.env {
 		k, v, _ := strings.Cut(kv, "=")
@@ -143,18 +173,6 @@ func (st *session) proxySSH(t policy.Target, command string) exitResult {
 		mu.Unlock()
 	}
 
-	stdin, err := ts.StdinPipe()
-	if err != nil {
-		return st.internalError("stdin pipe", err)
-	}
-	stdout, err := ts.StdoutPipe()
-	if err != nil {
-		return st.internalError("stdout pipe", err)
-	}
-	stderr, err := ts.StderrPipe()
-	if err != nil {
-		return st.internalError("stderr pipe", err)
-	}
 	if command == "" {
 		err = ts.Shell()
 	} else {
@@ -174,78 +192,345 @@ func (st *session) proxySSH(t policy.Target, command string) exitResult {
 	go func() {
 		// Client EOF becomes target EOF; a target that ended stops this
 		// consumer through inCtx, leaving the pump to the next one.
-		_, _ = io.Copy(stdin, st.input.reader(inCtx))
-		_ = stdin.Close()
+		_, _ = copyStream(ch, st.input.reader(inCtx))
+		_ = ch.CloseWrite()
 	}()
 
-	var drained sync.WaitGroup
-	drained.Add(2)
+	// The last of the two output copies to finish tells the loop below,
+	// which reports the exit only then (drain, then report).
+	var copying atomic.Int32
+	copying.Store(2)
 	copyOut := func(dst io.Writer, src io.Reader) {
-		defer drained.Done()
-		if _, err := io.Copy(dst, src); err != nil {
+		defer func() {
+			if copying.Add(-1) == 0 {
+				close(ev.output)
+			}
+		}()
+		if _, err := copyStream(dst, src); err != nil {
 			// The client or the recording went away: end the target side
-			// so that the other copy and Wait return too.
+			// so that the other copy and the exit report end too.
 			_ = ts.Close()
 		}
 	}
-	go copyOut(st.stdout, stdout)
-	go copyOut(st.stderr, stderr)
-	outputDone := make(chan struct{})
-	go func() { drained.Wait(); close(outputDone) }()
+	go copyOut(st.stdout, ch)
+	go copyOut(st.stderr, ch.Stderr())
 
-	waitErr := make(chan error, 1)
-	go func() {
-		// Drain, then report: exit-status is read only after stdout and
-		// stderr reached the client.
-		<-outputDone
-		waitErr <- ts.Wait()
-	}()
-
+	takeOver()
+	// While the target runs, this loop watches the session too (see
+	// sessionWatch): one goroutine fewer per proxied session.
+	st.pauseMonitor()
+	defer st.resumeMonitor()
+	w := &st.watch
+	ctxDone := st.ctx.Done()
+	var teardown <-chan time.Time
 	for {
 		select {
 		case sig := <-sigs:
 			_ = ts.Signal(gossh.Signal(sig))
-		case err := <-waitErr:
-			res := targetExit(err)
-			if res.reason != "" {
-				// The target went away without an exit status: say so,
-				// or the client's 255 looks like ssh failing on its own.
-				st.errorf("the connection to %s was lost (%s)", t.Name, res.reason)
-			}
-			return res
-		case <-st.ctx.Done():
+		case win, ok := <-w.winCh:
+			st.windowChanged(win, ok)
+		case <-w.failed:
+			st.recordingFailedOnce()
+		case <-w.ticks:
+			st.limitsTick()
+		case nc, ok := <-ev.chans:
+			ev.channelOpen(nc, ok)
+		case r, ok := <-ev.global:
+			ev.globalRequest(r, ok)
+		case r, ok := <-ev.reqs:
+			ev.sessionRequest(r, ok)
+		case <-ev.outputC():
+			ev.drained = true
+		case <-ctxDone:
 			// The client's connection ended, or the recording failed.
 			_ = ts.Close()
-			_ = client.Close()
+			closeConn()
+			ctxDone, sigs = nil, nil
+			timer := time.NewTimer(teardownTimeout)
+			defer timer.Stop()
+			teardown = timer.C
+		case <-teardown:
+			return exitResult{code: 255, reason: "teardown timed out"}
+		}
+		res, ok := ev.result()
+		if !ok {
+			continue
+		}
+		if teardown != nil {
+			res.reason = "client disconnected or recording failed"
+		} else if res.reason != "" {
+			// The target went away without an exit status: say so,
+			// or the client's 255 looks like ssh failing on its own.
+			st.errorf("the connection to %s was lost (%s)", t.Name, res.reason)
+		}
+		return res
+	}
+}
+
+// targetEvents is what an ssh target sends besides the session's data:
+// global requests are refused and channel opens rejected (x/crypto's
+// Client does the same), and the session channel's requests yield its
+// exit, which counts once the session's output was copied to the client.
+// One goroutine at a time serves it: serveSetup's, then proxySSH's loop.
+type targetEvents struct {
+	chans  <-chan gossh.NewChannel // nil once closed
+	global <-chan *gossh.Request   // nil once closed
+	reqs   <-chan *gossh.Request   // the session channel's; nil until open and once closed
+	// output is closed when the target's stdout and stderr have been
+	// copied to the client; drained records that it was seen.
+	output  chan struct{}
+	drained bool
+
+	info  exitInfo
+	ended bool  // the session channel closed: its exit is known
+	bad   error // a malformed exit report, which ends the wait at once as in x/crypto
+}
+
+// serveSetup serves the target's requests in a goroutine of its own until
+// the returned function is called, which waits for that goroutine to end
+// (so that the caller's loop can take over) and may be called again.
+// attach delivers the session channel's requests once it is open. When
+// cancel is done while the goroutine is still busy (writing a reply to a
+// target that does not read), abort closes the connection to end it.
+func (e *targetEvents) serveSetup(attach chan (<-chan *gossh.Request), cancel <-chan struct{}, abort func()) (takeOver func()) {
+	handover, ended := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(ended)
+		for {
 			select {
-			case err := <-waitErr:
-				res := targetExit(err)
-				res.reason = "client disconnected or recording failed"
-				return res
-			case <-time.After(teardownTimeout):
-				return exitResult{code: 255, reason: "teardown timed out"}
+			case nc, ok := <-e.chans:
+				e.channelOpen(nc, ok)
+			case r, ok := <-e.global:
+				e.globalRequest(r, ok)
+			case e.reqs = <-attach:
+			case r, ok := <-e.reqs:
+				e.sessionRequest(r, ok)
+			case <-handover:
+				return
 			}
+		}
+	}()
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			close(handover)
+			select {
+			case <-ended:
+			case <-cancel:
+				abort()
+				<-ended
+			}
+			// The session channel may have opened just as the goroutine ended.
+			select {
+			case e.reqs = <-attach:
+			default:
+			}
+		})
+	}
+}
+
+func (e *targetEvents) channelOpen(nc gossh.NewChannel, ok bool) {
+	if !ok {
+		e.chans = nil
+		return
+	}
+	_ = nc.Reject(gossh.UnknownChannelType, fmt.Sprintf("unknown channel type: %v", nc.ChannelType()))
+}
+
+func (e *targetEvents) globalRequest(r *gossh.Request, ok bool) {
+	if !ok {
+		e.global = nil
+		return
+	}
+	// Keepalives and hostkeys-00@openssh.com: no, as x/crypto's Client
+	// answers (and OpenSSH's client for keepalives).
+	_ = r.Reply(false, nil)
+}
+
+func (e *targetEvents) sessionRequest(r *gossh.Request, ok bool) {
+	if !ok {
+		e.reqs, e.ended = nil, true
+		return
+	}
+	if e.bad == nil {
+		e.bad = e.info.take(r)
+	} else if r.WantReply {
+		_ = r.Reply(false, nil)
+	}
+}
+
+// outputC is output until it was seen closed, then nil.
+func (e *targetEvents) outputC() <-chan struct{} {
+	if e.drained {
+		return nil
+	}
+	return e.output
+}
+
+// result is the session's end once it is known and its output drained.
+func (e *targetEvents) result() (exitResult, bool) {
+	switch {
+	case !e.drained:
+		return exitResult{}, false
+	case e.bad != nil:
+		return exitResult{code: 255, reason: "target connection lost: " + e.bad.Error()}, true
+	case e.ended:
+		return e.info.result(), true
+	}
+	return exitResult{}, false
+}
+
+// drainTarget answers what a closing connection still delivers, until the
+// library closes the channels.
+func drainTarget(chans <-chan gossh.NewChannel, global, reqs <-chan *gossh.Request) {
+	for chans != nil || global != nil || reqs != nil {
+		select {
+		case nc, ok := <-chans:
+			if !ok {
+				chans = nil
+				continue
+			}
+			_ = nc.Reject(gossh.UnknownChannelType, fmt.Sprintf("unknown channel type: %v", nc.ChannelType()))
+		case r, ok := <-global:
+			if !ok {
+				global = nil
+				continue
+			}
+			_ = r.Reply(false, nil)
+		case r, ok := <-reqs:
+			if !ok {
+				reqs = nil
+				continue
+			}
+			_ = r.Reply(false, nil)
 		}
 	}
 }
 
-// targetExit maps the target's Wait result to what the client will see.
-func targetExit(err error) exitResult {
-	if err == nil {
-		return exitResult{}
-	}
-	var ee *gossh.ExitError
-	if errors.As(err, &ee) {
-		if sig := ee.Signal(); sig != "" {
-			return exitResult{code: 128 + signalNumber(sig), signal: sig}
+// exitInfo is what a target said about how its session ended, read as
+// x/crypto's Session.Wait reads it.
+type exitInfo struct {
+	status int // -1 until exit-status
+	signal string
+}
+
+// take reads one request of the session channel; an error means a
+// malformed exit report.
+func (x *exitInfo) take(r *gossh.Request) error {
+	switch r.Type {
+	case "exit-status":
+		if len(r.Payload) < 4 {
+			return errors.New("ssh: malformed exit-status request")
 		}
-		return exitResult{code: ee.ExitStatus()}
+		x.status = int(binary.BigEndian.Uint32(r.Payload))
+	case "exit-signal":
+		var sig struct {
+			Signal     string
+			CoreDumped bool
+			Error      string
+			Lang       string
+		}
+		if err := gossh.Unmarshal(r.Payload, &sig); err != nil {
+			return err
+		}
+		x.signal = sig.Signal
+	default:
+		// keepalive@openssh.com and the like, answered as OpenSSH does.
+		if r.WantReply {
+			_ = r.Reply(false, nil)
+		}
 	}
-	var missing *gossh.ExitMissingError
-	if errors.As(err, &missing) {
+	return nil
+}
+
+// result maps the target's report to what the client will see: an exit
+// status of 0 wins, then a signal (as 128+N), then the status.
+func (x exitInfo) result() exitResult {
+	switch {
+	case x.status == 0:
+		return exitResult{}
+	case x.signal != "":
+		return exitResult{code: 128 + signalNumber(x.signal), signal: x.signal}
+	case x.status == -1:
 		return exitResult{code: 255, reason: "target closed without an exit status"}
 	}
-	return exitResult{code: 255, reason: "target connection lost: " + err.Error()}
+	return exitResult{code: x.status}
+}
+
+// targetSession is a session channel on a target with the requests
+// proxySSH sends on it, marshalled as x/crypto's Session does (RFC 4254).
+type targetSession struct{ gossh.Channel }
+
+// Setenv sends an env request (RFC 4254 §6.4).
+func (s targetSession) Setenv(name, value string) error {
+	ok, err := s.SendRequest("env", true, gossh.Marshal(&struct{ Name, Value string }{name, value}))
+	if err == nil && !ok {
+		err = errors.New("ssh: setenv failed")
+	}
+	return err
+}
+
+// RequestPty sends a pty-req (RFC 4254 §6.2) for h rows and w columns.
+func (s targetSession) RequestPty(term string, h, w int, modes gossh.TerminalModes) error {
+	// The modes in opcode order: the same request for the same modes.
+	ops := make([]uint8, 0, len(modes))
+	for k := range modes {
+		ops = append(ops, k)
+	}
+	slices.Sort(ops)
+	var tm []byte
+	for _, k := range ops {
+		tm = append(tm, gossh.Marshal(&struct {
+			Key byte
+			Val uint32
+		}{k, modes[k]})...)
+	}
+	tm = append(tm, 0) // TTY_OP_END
+	req := struct {
+		Term     string
+		Columns  uint32
+		Rows     uint32
+		Width    uint32
+		Height   uint32
+		Modelist string
+	}{term, uint32(w), uint32(h), uint32(w * 8), uint32(h * 8), string(tm)}
+	ok, err := s.SendRequest("pty-req", true, gossh.Marshal(&req))
+	if err == nil && !ok {
+		err = errors.New("ssh: pty-req failed")
+	}
+	return err
+}
+
+// WindowChange sends a window-change (RFC 4254 §6.7); it waits for no reply.
+func (s targetSession) WindowChange(h, w int) error {
+	_, err := s.SendRequest("window-change", false, gossh.Marshal(&struct {
+		Columns, Rows, Width, Height uint32
+	}{uint32(w), uint32(h), uint32(w * 8), uint32(h * 8)}))
+	return err
+}
+
+// Signal sends a signal request (RFC 4254 §6.9).
+func (s targetSession) Signal(sig gossh.Signal) error {
+	_, err := s.SendRequest("signal", false, gossh.Marshal(&struct{ Signal string }{string(sig)}))
+	return err
+}
+
+// Start runs cmd (an exec request, RFC 4254 §6.5).
+func (s targetSession) Start(cmd string) error {
+	ok, err := s.SendRequest("exec", true, gossh.Marshal(&struct{ Command string }{cmd}))
+	if err == nil && !ok {
+		err = fmt.Errorf("ssh: command %v failed", cmd)
+	}
+	return err
+}
+
+// Shell starts the login shell (a shell request, RFC 4254 §6.5).
+func (s targetSession) Shell() error {
+	ok, err := s.SendRequest("shell", true, nil)
+	if err == nil && !ok {
+		err = errors.New("ssh: could not start shell")
+	}
+	return err
 }
 
 // userFacingDialError tells the user what went wrong on the target side
