@@ -204,6 +204,14 @@ func (s *BoltStore) AppendAudit(ctx context.Context, r AuditRecord) (AuditRecord
 // order, and returns them as stored. It is AppendAudit for many records at
 // once (an import, a benchmark's million records): one commit instead of
 // one per record. Either all are appended or none.
+//
+// Concurrent callers share commits (auditbatch.go): a call that arrives
+// while a commit runs waits for the next one, which holds every call that
+// arrived meanwhile, so a burst of sessions costs one disk sync per wave
+// instead of one each. A call returns once its records are durable, or
+// with the error that failed their commit. Once queued, a call waits for
+// that commit whatever ctx says: giving up then could report a failure
+// for records that do get stored.
 func (s *BoltStore) AppendAudits(ctx context.Context, rs []AuditRecord) ([]AuditRecord, error) {
 	if err := s.enter(ctx); err != nil {
 		return nil, fmt.Errorf("append audit record: %w", err)
@@ -219,14 +227,30 @@ func (s *BoltStore) AppendAudits(ctx context.Context, rs []AuditRecord) ([]Audit
 			r.Time = now
 		}
 		r.Time = r.Time.UTC()
+		// encoding/json refuses such a time. Refused here, a bad record
+		// fails its own call only, not the shared commit it would join.
+		if y := r.Time.Year(); y < 0 || y > 9999 {
+			return nil, fmt.Errorf("append audit record %s: time %s is outside the years 0 to 9999", r.Type, r.Time)
+		}
 		out[i] = r
 	}
-	// One write transaction at a time extends the chain, so the order of
-	// the chain is the order of the records; the observers are told under
-	// the same lock, so they see that order too.
-	s.audit.mu.Lock()
-	defer s.audit.mu.Unlock()
-	err := s.db.Update(func(tx *bolt.Tx) error {
+	if len(out) == 0 {
+		return out, nil
+	}
+	req := &auditRequest{recs: out, wake: make(chan bool, 1)}
+	if err := s.audit.append(req, s.commitAudit); err != nil {
+		return nil, fmt.Errorf("append audit record to %s: %w", s.path, err)
+	}
+	return req.recs, nil
+}
+
+// commitAudit appends the records of batch, request after request, to the
+// chain in one write transaction. Only one runs at a time (auditObservers
+// hands the commits out one by one), so the chain's order is the order of
+// the requests. Every error here is the store's, not one request's (the
+// records were checked before they were queued), so it fails the batch.
+func (s *BoltStore) commitAudit(batch []*auditRequest) error {
+	return s.db.Update(func(tx *bolt.Tx) error {
 		b, err := tx.CreateBucketIfNotExists(bucketAudit)
 		if err != nil {
 			return err
@@ -244,37 +268,37 @@ func (s *BoltStore) AppendAudits(ctx context.Context, rs []AuditRecord) ([]Audit
 			prev = p.Hash
 		}
 		var keys []indexEntry
-		for i := range out {
-			r := &out[i]
-			r.Prev = prev
-			if r.Seq, err = b.NextSequence(); err != nil {
-				return err
+		n := 0
+		for _, req := range batch {
+			for i := range req.recs {
+				r := &req.recs[i]
+				r.Prev = prev
+				if r.Seq, err = b.NextSequence(); err != nil {
+					return err
+				}
+				if r.Hash, err = chainHash(*r); err != nil {
+					return err
+				}
+				v, err := json.Marshal(r)
+				if err != nil {
+					return err
+				}
+				if err := b.Put(u64key(r.Seq), v); err != nil {
+					return err
+				}
+				keys = append(keys, indexKeys(*r)...)
+				prev = r.Hash
+				n++
 			}
-			if r.Hash, err = chainHash(*r); err != nil {
-				return err
-			}
-			v, err := json.Marshal(r)
-			if err != nil {
-				return err
-			}
-			if err := b.Put(u64key(r.Seq), v); err != nil {
-				return err
-			}
-			keys = append(keys, indexKeys(*r)...)
-			prev = r.Hash
 		}
 		if err := putSorted(idx, keys); err != nil {
 			return fmt.Errorf("index audit records: %w", err)
 		}
+		if hook := s.audit.beforeCommit; hook != nil {
+			return hook(tx, n)
+		}
 		return nil
 	})
-	if err != nil {
-		return nil, fmt.Errorf("append audit record to %s: %w", s.path, err)
-	}
-	for _, r := range out {
-		s.audit.notify(r)
-	}
-	return out, nil
 }
 
 // ListAudit returns the records that pass f, newest first. Equality
@@ -339,12 +363,22 @@ func (s *BoltStore) OnAudit(fn func(AuditRecord)) (stop func()) {
 	return s.audit.subscribe(fn)
 }
 
-// auditObservers is the list of OnAudit functions. mu also serialises
-// appends, so that observers see records in chain order.
+// auditObservers is the list of OnAudit functions and the queue of the
+// audit trail's group commit (auditbatch.go), which tells the observers
+// of each commit's records before the next commit starts, so that they see
+// the records in chain order.
 type auditObservers struct {
-	mu   sync.Mutex
 	obs  sync.Map // id → func(AuditRecord)
 	next atomic.Uint64
+
+	mu         sync.Mutex
+	pending    []*auditRequest // queued calls, in arrival order: the chain's order
+	committing bool            // a leader is committing; pending waits for the next commit
+
+	// beforeCommit, when set (by tests), runs at the end of each audit
+	// write transaction with the number of records in it; an error fails
+	// the commit.
+	beforeCommit func(tx *bolt.Tx, records int) error
 }
 
 func (a *auditObservers) subscribe(fn func(AuditRecord)) func() {

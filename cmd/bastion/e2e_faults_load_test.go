@@ -14,6 +14,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -42,6 +43,18 @@ func faultSessions(t *testing.T, def int) int {
 	return n
 }
 
+// writerLoop is the shell command of a kill -9 session (%d is its
+// number): a numbered line every 50 ms, for ever. It waits with bash's
+// read builtin on a pipe that never delivers instead of running sleep: a
+// fork and exec of sleep costs ~1.4 ms of CPU on the 2-CPU test machine,
+// so 100 sessions starting 2,000 sleeps a second would need about three
+// CPUs. With sleep the machine was 100% busy, the bastion got 4-8% of a
+// CPU and the recordings fell 0.7-3.6 s behind the clients: the test
+// measured what the target's shells left the bastion, not what a kill
+// loses. This loop costs ~0.15 ms a line, and the bastion gets the 25-30%
+// of a CPU that 100 sessions need.
+const writerLoop = `exec bash -c 'exec 3<> <(:); i=0; while :; do i=$((i+1)); echo s%d-$i; read -t 0.05 -u 3; done'`
+
 // TestFaultKill9WithActiveSessions kills the bastion with -9 while many
 // sessions print a numbered line every 50 ms. After a restart the store
 // opens, every one of those sessions is interrupted, each recording holds
@@ -69,7 +82,7 @@ func TestFaultKill9WithActiveSessions(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := s.Start(fmt.Sprintf("web-1 i=0; while :; do i=$((i+1)); echo s%d-$i; sleep 0.05; done", k)); err != nil {
+		if err := s.Start(fmt.Sprintf("web-1 "+writerLoop, k)); err != nil {
 			t.Fatalf("session %d: %v", k, err)
 		}
 		readers.Add(1)
@@ -97,10 +110,16 @@ func TestFaultKill9WithActiveSessions(t *testing.T) {
 		}
 	}
 	// Every session has been writing for a while (the last one 0.5 s).
+	cpu0, cpuErr := readCPU(srv.Process.Pid)
 	time.Sleep(500 * time.Millisecond)
 	atKill := make([]int64, n)
 	for k := range n {
 		atKill[k] = seen[k].Load()
+	}
+	// How busy the machine was while all sessions wrote: a recording
+	// that lags on a saturated machine says little about the bastion.
+	if cpu1, err := readCPU(srv.Process.Pid); err == nil && cpuErr == nil {
+		t.Logf("in the 500 ms before the kill: %s", cpu1.since(cpu0))
 	}
 	_ = srv.Process.Signal(syscall.SIGKILL)
 	_ = srv.Wait()
@@ -118,15 +137,17 @@ func TestFaultKill9WithActiveSessions(t *testing.T) {
 	if len(interrupted) != n {
 		t.Fatalf("%d sessions interrupted after kill -9 and restart, want %d", len(interrupted), n)
 	}
-	// Lines come every 50 ms: a flush interval is 4 of them. The bound
-	// allows a second more for a loaded machine (and the race detector);
-	// without periodic flushes a recording would lose everything.
-	const maxLag = 24
+	// Lines come every 50 ms: a flush interval is 4 of them, and a fifth
+	// may be on its way (printed, not yet read by the bastion, or in the
+	// commit under way at the kill). Without periodic flushes a recording
+	// would lose everything.
+	const maxLag = 5
 	// The sessions were opened one after the other: by start time, the
 	// k-th interrupted session is session k.
 	sort.Slice(interrupted, func(i, j int) bool { return interrupted[i].Start.Before(interrupted[j].Start) })
 	lineRE := regexp.MustCompile(`s(\d+)-(\d+)`)
 	worst := int64(0)
+	lags := make([]int64, 0, n)
 	for k, m := range interrupted {
 		cast := w.recording(t, m.ID)
 		last := int64(0) // no line recorded yet: everything the client saw is the lag
@@ -140,11 +161,14 @@ func TestFaultKill9WithActiveSessions(t *testing.T) {
 		}
 		lag := atKill[k] - last
 		worst = max(worst, lag)
+		lags = append(lags, lag)
 		if lag > maxLag {
 			t.Errorf("session %d: the client had line %d at the kill, the recording ends at %d", k, atKill[k], last)
 		}
 	}
-	t.Logf("%d sessions: the recordings end at most %d lines (%d ms) before what the clients saw", n, worst, worst*50)
+	slices.Sort(lags)
+	t.Logf("%d sessions: the recordings end at most %d lines (%d ms) before what the clients saw; median %d, 90th percentile %d lines",
+		n, worst, worst*50, lags[len(lags)/2], lags[len(lags)*9/10])
 	if out, errOut, code := w.bastion("audit", "verify"); code != 0 || !strings.Contains(out, "intact") {
 		t.Fatalf("audit verify after kill -9: exit %d\n%s%s", code, out, errOut)
 	}
@@ -231,6 +255,69 @@ func TestFaultDiskFull(t *testing.T) {
 	if out, err := w.client.Command(ctx2, "web-1", "echo back").CombinedOutput(); err != nil || !strings.Contains(string(out), "back") {
 		t.Fatalf("after the disk had room again: %v %q", err, out)
 	}
+}
+
+// cpuSample is the machine's CPU time so far (all CPUs: busy, waiting for
+// I/O, and in all) and one process's own, in clock ticks.
+type cpuSample struct {
+	at                  time.Time
+	busy, iowait, total int64
+	proc                int64
+}
+
+// readCPU samples /proc/stat and /proc/<pid>/stat.
+func readCPU(pid int) (cpuSample, error) {
+	s := cpuSample{at: time.Now()}
+	raw, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return s, err
+	}
+	line, _, _ := strings.Cut(string(raw), "\n")
+	f := strings.Fields(line) // cpu user nice system idle iowait irq softirq steal ...
+	if len(f) < 8 || f[0] != "cpu" {
+		return s, fmt.Errorf("/proc/stat: unexpected first line %q", line)
+	}
+	for i, v := range f[1:] {
+		x, err := strconv.ParseInt(v, 10, 64)
+		if err != nil {
+			return s, fmt.Errorf("/proc/stat: %w", err)
+		}
+		s.total += x
+		switch i {
+		case 3: // idle
+		case 4:
+			s.iowait = x
+		default:
+			s.busy += x
+		}
+	}
+	raw, err = os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return s, err
+	}
+	// The command name may hold spaces: count the fields after its ')'.
+	_, rest, ok := strings.Cut(string(raw), ") ")
+	pf := strings.Fields(rest)
+	if !ok || len(pf) < 13 {
+		return s, fmt.Errorf("/proc/%d/stat: unexpected format", pid)
+	}
+	for _, v := range pf[11:13] { // utime, stime
+		x, err := strconv.ParseInt(v, 10, 64)
+		if err != nil {
+			return s, fmt.Errorf("/proc/%d/stat: %w", pid, err)
+		}
+		s.proc += x
+	}
+	return s, nil
+}
+
+// since describes the CPU use between two samples.
+func (s cpuSample) since(from cpuSample) string {
+	total := max(s.total-from.total, 1)
+	cpus := float64(total) / s.at.Sub(from.at).Seconds() / 100 // USER_HZ is 100
+	return fmt.Sprintf("machine %.0f%% busy and %.0f%% waiting for I/O (of %.0f CPUs), the bastion %.0f%% of one CPU",
+		100*float64(s.busy-from.busy)/float64(total), 100*float64(s.iowait-from.iowait)/float64(total), cpus,
+		float64(s.proc-from.proc)/s.at.Sub(from.at).Seconds())
 }
 
 // tail returns the last n bytes of s.
