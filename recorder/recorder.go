@@ -20,8 +20,10 @@ const (
 	// when this much is buffered, keeping chunks a comfortable size.
 	flushThreshold = 64 << 10
 	// DefaultMaxPending is how many raw output bytes may wait for the
-	// flusher before the session's writes wait for it in turn.
-	DefaultMaxPending = 8 << 20
+	// flusher before the session's writes wait for it in turn. It sets the
+	// size of a busy session's appends, each a commit: log text streamed
+	// at 125 MB/s with 8 MiB and at 171 with 16 (BenchmarkRecording).
+	DefaultMaxPending = 16 << 20
 	// appendTimeout bounds one append to the store: a store that hangs
 	// fails the recording (and, in terminate mode, the session) instead of
 	// stalling it for ever.
