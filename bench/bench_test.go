@@ -183,6 +183,7 @@ func BenchmarkThroughput(b *testing.B) {
 // recording checks.
 func (w *world) benchStream(b *testing.B, n int64, c *testharness.SSHClient, viaBastion bool, args ...string) {
 	b.SetBytes(n)
+	w.waitServerIdle(b) // the previous run's end is not this run's cost
 	start := time.Now()
 	dbBefore := w.dbSize()
 	var serverBefore time.Duration
@@ -215,6 +216,7 @@ func (w *world) benchStream(b *testing.B, n int64, c *testharness.SSHClient, via
 	if !viaBastion {
 		return
 	}
+	w.waitServerIdle(b) // the session's end (the recording's digest) counts
 	b.ReportMetric(perRun(w.serverCPU(b)-serverBefore), "bastion-cpu-s/op")
 
 	// Every run left a finished recording of all its output.

@@ -427,6 +427,26 @@ func (w *world) serverCPU(b *testing.B) time.Duration {
 	return self
 }
 
+// waitServerIdle waits until the bastion has used under 2% of a CPU for
+// 250 ms, for at most a minute: a session's end (the SHA-256 of the whole
+// recording for the audit trail) runs after the client has left, and must
+// neither slow the next run nor be missing from this run's CPU figure.
+func (w *world) waitServerIdle(b *testing.B) {
+	b.Helper()
+	const window = 250 * time.Millisecond
+	deadline := time.Now().Add(time.Minute)
+	last := w.serverCPU(b)
+	for time.Now().Before(deadline) {
+		time.Sleep(window)
+		now := w.serverCPU(b)
+		if now-last < window/50 {
+			return
+		}
+		last = now
+	}
+	b.Logf("the bastion was still busy a minute after the run")
+}
+
 // targetCPU is the CPU time of the sshd's finished connections (the
 // per-connection sshd processes and the commands they ran), which the
 // listening sshd has reaped. A connection is reaped shortly after the
