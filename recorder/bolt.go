@@ -301,29 +301,47 @@ func (s *BoltStore) AppendChunk(ctx context.Context, id string, events []byte) e
 	if err := checkChunk(events); err != nil {
 		return fmt.Errorf("append to session %s: %w", id, err)
 	}
-	var pieces [][]byte
-	var infos []ChunkInfo // seek index entries (seekindex.go); Seq is filled in below
+	// Cut at line ends into pieces of at most storedChunkBytes (a single
+	// longer line is stored whole), then check, compress and index the
+	// pieces in parallel: compression is most of an append's CPU, and a
+	// busy session's append of 16 MiB would otherwise keep one core while
+	// the other waits.
+	var plain [][]byte
 	for rest := events; len(rest) > 0; {
 		n := len(rest)
 		if n > storedChunkBytes {
-			// Cut after the last complete line within the bound; a single
-			// longer line is stored whole.
 			if cut := bytes.LastIndexByte(rest[:storedChunkBytes], '\n'); cut >= 0 {
 				n = cut + 1
 			} else if cut := bytes.IndexByte(rest, '\n'); cut >= 0 {
 				n = cut + 1
 			}
 		}
-		if !utf8.Valid(rest[:n]) {
-			return fmt.Errorf("append to session %s: %w", id, errInvalidUTF8)
+		plain = append(plain, rest[:n])
+		rest = rest[n:]
+	}
+	pieces := make([][]byte, len(plain))
+	infos := make([]ChunkInfo, len(plain)) // seek index entries (seekindex.go); Seq is filled in below
+	invalid := make([]bool, len(plain))
+	prepare := func(i int) {
+		if !utf8.Valid(plain[i]) {
+			invalid[i] = true
+			return
 		}
-		pieces = append(pieces, compressPiece(s.enc, rest[:n]))
-		info, ierr := IndexChunk(0, rest[:n])
+		pieces[i] = compressPiece(s.enc, plain[i])
+		info, ierr := IndexChunk(0, plain[i])
 		if ierr != nil {
 			info.Bytes = -1 // no entry: ChunkIndex rebuilds it and reports the damage
 		}
-		infos = append(infos, info)
-		rest = rest[n:]
+		infos[i] = info
+	}
+	var wg sync.WaitGroup
+	for i := 1; i < len(plain); i++ {
+		wg.Go(func() { prepare(i) })
+	}
+	prepare(0)
+	wg.Wait()
+	if slices.Contains(invalid, true) {
+		return fmt.Errorf("append to session %s: %w", id, errInvalidUTF8)
 	}
 	// Batch may run the function more than once; it only reads and writes
 	// inside the transaction, so a rerun is harmless.
