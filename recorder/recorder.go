@@ -411,7 +411,10 @@ func (r *Recorder) takeLine(want int) []byte {
 	line := r.line[:0]
 	r.line = nil
 	if cap(line) < want {
-		line = make([]byte, 0, min(want, maxLineBytes+maxEventBytes*6))
+		// Room beyond the bound for the event that crosses it (six bytes
+		// of JSON per byte at worst, and its line's framing), so that the
+		// buffer is never copied to grow on that last event.
+		line = make([]byte, 0, min(want, maxLineBytes)+6*maxEventBytes+256)
 	}
 	return line
 }
