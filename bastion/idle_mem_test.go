@@ -2,8 +2,6 @@ package bastion
 
 import (
 	"bufio"
-	"crypto/ed25519"
-	"crypto/rand"
 	"encoding/pem"
 	"fmt"
 	"io"
@@ -21,7 +19,6 @@ import (
 	gossh "golang.org/x/crypto/ssh"
 
 	"github.com/bastion-dev/bastion/internal/testharness"
-	"github.com/bastion-dev/bastion/keys"
 )
 
 // TestIdleSessionMemory is the in-process twin of the idle-memory benchmark
@@ -149,19 +146,7 @@ func rssBytes() uint64 {
 // certificate, and the bastion's host key, for TestIdleMemoryClients.
 func (ts *testServer) writeClientFiles(t *testing.T, dir string) {
 	t.Helper()
-	_, priv, err := ed25519.GenerateKey(rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	signer, err := gossh.NewSignerFromKey(priv)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, err := keys.IssueUserCert(ts.userCA, signer.PublicKey(), keys.UserCertRequest{
-		User: "alice", Groups: []string{"sre"}, TTL: time.Hour, MaxTTL: 24 * time.Hour, Serial: 7, Now: time.Now()})
-	if err != nil {
-		t.Fatal(err)
-	}
+	priv, _, cert := ts.aliceKey(t)
 	block, err := gossh.MarshalPrivateKey(priv, "")
 	if err != nil {
 		t.Fatal(err)
@@ -273,7 +258,7 @@ func TestIdleMemoryClients(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			defer func() { <-sem }()
-			c, err := dialIdle(addr, cfg)
+			c, err := testharness.OpenPTYSession(addr, cfg, "web-1 echo UP; exec sleep 3600", "UP")
 			mu.Lock()
 			defer mu.Unlock()
 			if err != nil {
@@ -295,35 +280,4 @@ func TestIdleMemoryClients(t *testing.T) {
 	for _, c := range clients {
 		_ = c.Close()
 	}
-}
-
-// dialIdle opens a session with a PTY on web-1 running a shell that prints
-// UP and sleeps, and returns once UP arrived, as the benchmark's clients do.
-func dialIdle(addr string, cfg *gossh.ClientConfig) (*gossh.Client, error) {
-	c, err := gossh.Dial("tcp", addr, cfg)
-	if err != nil {
-		return nil, err
-	}
-	s, err := c.NewSession()
-	if err != nil {
-		c.Close()
-		return nil, err
-	}
-	out, err := s.StdoutPipe()
-	if err == nil {
-		err = s.RequestPty("xterm", 24, 80, gossh.TerminalModes{})
-	}
-	if err == nil {
-		err = s.Start("web-1 echo UP; exec sleep 3600")
-	}
-	if err != nil {
-		c.Close()
-		return nil, err
-	}
-	line, err := bufio.NewReader(out).ReadString('\n')
-	if err != nil || !strings.Contains(line, "UP") {
-		c.Close()
-		return nil, fmt.Errorf("no UP: %q, %v", line, err)
-	}
-	return c, nil
 }

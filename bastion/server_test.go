@@ -92,8 +92,8 @@ func startTestServer(t *testing.T, yaml string) *testServer {
 	return &testServer{addr: ln.Addr().String(), userCA: userCA, host: hostKey.PublicKey(), store: store}
 }
 
-// dial logs in as alice (groups sre) with a fresh certificate.
-func (ts *testServer) dial(t *testing.T) *gossh.Client {
+// aliceKey is a fresh key for alice (groups sre) and its certificate.
+func (ts *testServer) aliceKey(t *testing.T) (ed25519.PrivateKey, gossh.Signer, *gossh.Certificate) {
 	t.Helper()
 	_, priv, err := ed25519.GenerateKey(rand.Reader)
 	if err != nil {
@@ -108,6 +108,13 @@ func (ts *testServer) dial(t *testing.T) *gossh.Client {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return priv, signer, cert
+}
+
+// dial logs in as alice (groups sre) with a fresh certificate.
+func (ts *testServer) dial(t *testing.T) *gossh.Client {
+	t.Helper()
+	_, signer, cert := ts.aliceKey(t)
 	cs, err := gossh.NewCertSigner(cert, signer)
 	if err != nil {
 		t.Fatal(err)

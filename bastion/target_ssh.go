@@ -381,22 +381,17 @@ func (e *targetEvents) result() (exitResult, bool) {
 }
 
 // drainTarget answers what a closing connection still delivers, until the
-// library closes the channels.
+// library closes the channels: channel opens and global requests as the
+// session did, the session channel's requests (the exit is known by now)
+// with no.
 func drainTarget(chans <-chan gossh.NewChannel, global, reqs <-chan *gossh.Request) {
-	for chans != nil || global != nil || reqs != nil {
+	e := &targetEvents{chans: chans, global: global}
+	for e.chans != nil || e.global != nil || reqs != nil {
 		select {
-		case nc, ok := <-chans:
-			if !ok {
-				chans = nil
-				continue
-			}
-			_ = nc.Reject(gossh.UnknownChannelType, fmt.Sprintf("unknown channel type: %v", nc.ChannelType()))
-		case r, ok := <-global:
-			if !ok {
-				global = nil
-				continue
-			}
-			_ = r.Reply(false, nil)
+		case nc, ok := <-e.chans:
+			e.channelOpen(nc, ok)
+		case r, ok := <-e.global:
+			e.globalRequest(r, ok)
 		case r, ok := <-reqs:
 			if !ok {
 				reqs = nil

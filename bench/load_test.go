@@ -5,7 +5,6 @@ package bench
 // through an OpenSSH ProxyJump hop where the issue compares with one).
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"errors"
@@ -307,7 +306,7 @@ func openIdle(b *testing.B, addr string, cfg *ssh.ClientConfig, n int, cmd strin
 		go func() {
 			defer wg.Done()
 			defer func() { <-sem }()
-			c, err := openOne(addr, cfg, cmd)
+			c, err := testharness.OpenPTYSession(addr, cfg, cmd, "UP")
 			mu.Lock()
 			defer mu.Unlock()
 			if err != nil {
@@ -325,36 +324,6 @@ func openIdle(b *testing.B, addr string, cfg *ssh.ClientConfig, n int, cmd strin
 	// the caller reads memory.
 	time.Sleep(2 * time.Second)
 	return closeAll
-}
-
-// openOne dials addr, starts cmd on a PTY and waits for its "UP".
-func openOne(addr string, cfg *ssh.ClientConfig, cmd string) (*ssh.Client, error) {
-	c, err := ssh.Dial("tcp", addr, cfg)
-	if err != nil {
-		return nil, err
-	}
-	s, err := c.NewSession()
-	if err != nil {
-		c.Close()
-		return nil, err
-	}
-	out, err := s.StdoutPipe()
-	if err == nil {
-		err = s.RequestPty("xterm", 24, 80, ssh.TerminalModes{})
-	}
-	if err == nil {
-		err = s.Start(cmd)
-	}
-	if err != nil {
-		c.Close()
-		return nil, err
-	}
-	line, err := bufio.NewReader(out).ReadString('\n')
-	if err != nil || !strings.Contains(line, "UP") {
-		c.Close()
-		return nil, fmt.Errorf("no UP from %q: %q, %v", cmd, line, err)
-	}
-	return c, nil
 }
 
 // rssKiB is the resident set size of process pid.

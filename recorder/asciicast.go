@@ -140,7 +140,6 @@ var jsonSafe = func() (t [256]bool) {
 // encoding/json's spelling: \" \\ \b \f \n \r \t, other controls as
 // \u00XX, and U+2028 and U+2029 escaped (JavaScript line terminators).
 func appendJSONString(b []byte, s string) []byte {
-	const hex = "0123456789abcdef"
 	b = append(b, '"')
 	start := 0
 	for i := 0; i < len(s); {
@@ -148,7 +147,7 @@ func appendJSONString(b []byte, s string) []byte {
 		if jsonSafe[c] {
 			if c == 0xE2 && i+2 < len(s) && s[i+1] == 0x80 && (s[i+2] == 0xA8 || s[i+2] == 0xA9) {
 				b = append(b, s[start:i]...)
-				b = append(b, '\\', 'u', '2', '0', '2', hex[s[i+2]&0xF])
+				b = append(b, '\\', 'u', '2', '0', '2', hexDigits[s[i+2]&0xF])
 				i += 3
 				start = i
 				continue
@@ -157,22 +156,7 @@ func appendJSONString(b []byte, s string) []byte {
 			continue
 		}
 		b = append(b, s[start:i]...)
-		switch c {
-		case '"', '\\':
-			b = append(b, '\\', c)
-		case '\b':
-			b = append(b, '\\', 'b')
-		case '\f':
-			b = append(b, '\\', 'f')
-		case '\n':
-			b = append(b, '\\', 'n')
-		case '\r':
-			b = append(b, '\\', 'r')
-		case '\t':
-			b = append(b, '\\', 't')
-		default:
-			b = append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xF])
-		}
+		b = appendEscape(b, c)
 		i++
 		start = i
 	}

@@ -129,6 +129,13 @@ func appendText(dst, p []byte, d *utf8Decoder, final bool) []byte {
 	return dst
 }
 
+// appendEscape appends the JSON escape of the ASCII byte c, which is not
+// jsonPlain, as encoding/json spells it.
+func appendEscape(dst []byte, c byte) []byte {
+	var esc [6]byte
+	return append(dst, esc[:putEscape(esc[:], c)]...)
+}
+
 // putEscape writes the JSON escape of the ASCII byte c, which is not
 // jsonPlain, as encoding/json spells it, to b (room for six bytes) and
 // returns its length.

@@ -1,15 +1,19 @@
 package testharness
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"golang.org/x/crypto/ssh"
 )
 
 // runTimeout bounds SSHClient.Run: long enough for a slow CI machine,
@@ -176,4 +180,37 @@ func (c *SSHClient) RunInput(t testing.TB, stdin string, args ...string) Result 
 		t.Fatalf("run %s: %v", strings.Join(cmd.Args, " "), err)
 	}
 	return Result{Stdout: stdout.String(), Stderr: stderr.String(), ExitCode: cmd.ProcessState.ExitCode()}
+}
+
+// OpenPTYSession dials addr with an x/crypto client, runs cmd on a PTY and
+// returns once cmd printed want on its first line: an idle session held
+// open for memory and load measurements, whose client costs a goroutine
+// rather than an ssh process.
+func OpenPTYSession(addr string, cfg *ssh.ClientConfig, cmd, want string) (*ssh.Client, error) {
+	c, err := ssh.Dial("tcp", addr, cfg)
+	if err != nil {
+		return nil, err
+	}
+	s, err := c.NewSession()
+	if err != nil {
+		c.Close()
+		return nil, err
+	}
+	out, err := s.StdoutPipe()
+	if err == nil {
+		err = s.RequestPty("xterm", 24, 80, ssh.TerminalModes{})
+	}
+	if err == nil {
+		err = s.Start(cmd)
+	}
+	if err != nil {
+		c.Close()
+		return nil, err
+	}
+	line, err := bufio.NewReader(out).ReadString('\n')
+	if err != nil || !strings.Contains(line, want) {
+		c.Close()
+		return nil, fmt.Errorf("no %s from %q: %q, %v", want, cmd, line, err)
+	}
+	return c, nil
 }
