@@ -38,6 +38,14 @@ func (f *failingStore) AppendChunk(ctx context.Context, id string, events []byte
 	return f.Store.AppendChunk(ctx, id, events)
 }
 
+// AppendPrepared fails like AppendChunk: the recorder's flushes arrive here.
+func (f *failingStore) AppendPrepared(ctx context.Context, id string, chunks []recorder.PreparedChunk) error {
+	if f.fail.Load() {
+		return errors.New("disk full (test)")
+	}
+	return f.Store.AppendPrepared(ctx, id, chunks)
+}
+
 type testServer struct {
 	addr   string
 	userCA gossh.Signer

@@ -237,20 +237,24 @@ func (s *BoltStore) AppendAudits(ctx context.Context, rs []AuditRecord) ([]Audit
 	if len(out) == 0 {
 		return out, nil
 	}
-	req := &auditRequest{recs: out, wake: make(chan bool, 1)}
-	if err := s.audit.append(req, s.commitAudit); err != nil {
+	if err := s.audit.commits.do(out, len(out), s.commitAudit); err != nil {
 		return nil, fmt.Errorf("append audit record to %s: %w", s.path, err)
 	}
-	return req.recs, nil
+	return out, nil // commitAudit filled in Seq, Prev and Hash
 }
 
+// maxAuditBatch bounds the records one commit takes from the queue.
+const maxAuditBatch = 4096
+
 // commitAudit appends the records of batch, request after request, to the
-// chain in one write transaction. Only one runs at a time (auditObservers
-// hands the commits out one by one), so the chain's order is the order of
-// the requests. Every error here is the store's, not one request's (the
-// records were checked before they were queued), so it fails the batch.
-func (s *BoltStore) commitAudit(batch []*auditRequest) error {
-	return s.db.Update(func(tx *bolt.Tx) error {
+// chain in one write transaction, filling in their Seq, Prev and Hash, and
+// then tells the observers, before the next commit starts, so that they see
+// the records in chain order. Only one runs at a time (groupcommit.go), so
+// the chain's order is the order of the requests. Every error here is the
+// store's, not one request's (the records were checked before they were
+// queued), so it fails the batch.
+func (s *BoltStore) commitAudit(batch [][]AuditRecord) error {
+	err := s.db.Update(func(tx *bolt.Tx) error {
 		b, err := tx.CreateBucketIfNotExists(bucketAudit)
 		if err != nil {
 			return err
@@ -269,9 +273,9 @@ func (s *BoltStore) commitAudit(batch []*auditRequest) error {
 		}
 		var keys []indexEntry
 		n := 0
-		for _, req := range batch {
-			for i := range req.recs {
-				r := &req.recs[i]
+		for _, recs := range batch {
+			for i := range recs {
+				r := &recs[i]
 				r.Prev = prev
 				if r.Seq, err = b.NextSequence(); err != nil {
 					return err
@@ -299,6 +303,15 @@ func (s *BoltStore) commitAudit(batch []*auditRequest) error {
 		}
 		return nil
 	})
+	if err != nil {
+		return err
+	}
+	for _, recs := range batch {
+		for _, r := range recs {
+			s.audit.notify(r)
+		}
+	}
+	return nil
 }
 
 // ListAudit returns the records that pass f, newest first. Equality
@@ -364,16 +377,12 @@ func (s *BoltStore) OnAudit(fn func(AuditRecord)) (stop func()) {
 }
 
 // auditObservers is the list of OnAudit functions and the queue of the
-// audit trail's group commit (auditbatch.go), which tells the observers
-// of each commit's records before the next commit starts, so that they see
-// the records in chain order.
+// audit trail's group commit, whose order is the chain's.
 type auditObservers struct {
 	obs  sync.Map // id → func(AuditRecord)
 	next atomic.Uint64
 
-	mu         sync.Mutex
-	pending    []*auditRequest // queued calls, in arrival order: the chain's order
-	committing bool            // a leader is committing; pending waits for the next commit
+	commits groupCommit[[]AuditRecord]
 
 	// beforeCommit, when set (by tests), runs at the end of each audit
 	// write transaction with the number of records in it; an error fails

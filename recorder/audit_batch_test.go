@@ -27,9 +27,9 @@ func batchStore(t *testing.T) *BoltStore {
 
 // queued is how many calls wait for the next audit commit.
 func queued(st *BoltStore) int {
-	st.audit.mu.Lock()
-	defer st.audit.mu.Unlock()
-	return len(st.audit.pending)
+	st.audit.commits.mu.Lock()
+	defer st.audit.commits.mu.Unlock()
+	return len(st.audit.commits.pending)
 }
 
 // waitQueued waits until n calls wait for the next commit.
@@ -48,9 +48,9 @@ func waitQueued(t *testing.T, st *BoltStore, n int) {
 // waitCommitting waits until a commit runs.
 func waitCommitting(st *BoltStore) {
 	for {
-		st.audit.mu.Lock()
-		c := st.audit.committing
-		st.audit.mu.Unlock()
+		st.audit.commits.mu.Lock()
+		c := st.audit.commits.committing
+		st.audit.commits.mu.Unlock()
 		if c {
 			return
 		}

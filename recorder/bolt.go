@@ -90,7 +90,14 @@ type BoltStore struct {
 	// audit serialises appends to the audit trail and tells OnAudit
 	// observers of each record.
 	audit auditObservers
+	// chunks is the group commit of recording appends: many sessions
+	// share a commit, and a lone fast session does not wait for company.
+	chunks groupCommit[*chunkAppend]
 }
+
+// maxChunkCommit bounds the stored bytes one commit of recording chunks
+// takes from the queue.
+const maxChunkCommit = 64 << 20
 
 // ErrStoreClosed is returned by the methods of a closed BoltStore.
 var ErrStoreClosed = errors.New("store is closed")
@@ -132,6 +139,8 @@ func OpenBolt(path string, opts BoltOptions) (*BoltStore, error) {
 		return nil, fmt.Errorf("open store %s: %w", path, err)
 	}
 	s := &BoltStore{db: db, path: path}
+	s.audit.commits.max = maxAuditBatch
+	s.chunks.max = maxChunkCommit
 	if err := s.init(opts.ReadOnly); err != nil {
 		return nil, errors.Join(err, db.Close())
 	}
@@ -285,27 +294,52 @@ func checkChunk(events []byte) error {
 	return nil
 }
 
-// errInvalidUTF8 refuses a chunk that is not valid UTF-8. AppendChunk checks
-// each piece as it compresses it, while the piece is in the cache.
+// errInvalidUTF8 refuses a chunk that is not valid UTF-8.
 var errInvalidUTF8 = errors.New("chunk is not valid UTF-8")
 
-// AppendChunk compresses events and stores them under the next sequence
-// number of the session. Compression happens before the transaction, and the
-// write goes through DB.Batch so that concurrent sessions share one commit
-// (one fsync) instead of queueing for one each.
-func (s *BoltStore) AppendChunk(ctx context.Context, id string, events []byte) error {
-	if err := s.enter(ctx); err != nil {
-		return fmt.Errorf("append to session %s: %w", id, err)
+// PreparedChunk is complete event lines in a store's stored form: checked,
+// compressed and indexed by PrepareChunk, written by AppendPrepared.
+type PreparedChunk struct {
+	stored []byte    // a zstd frame (chunkcodec.go)
+	info   ChunkInfo // seek index entry, Seq filled in on append; Bytes < 0: none
+}
+
+// Size returns the length of the stored form: the memory a prepared chunk
+// holds until it is appended.
+func (c PreparedChunk) Size() int { return len(c.stored) }
+
+// PrepareChunk checks that events are whole event lines of valid UTF-8,
+// then compresses and indexes them as one stored chunk, the unit a replay
+// seeks to. It writes nothing and does not keep events, and it may run
+// concurrently with any other call: the recorder prepares each piece of
+// about a megabyte as soon as it is encoded, while the piece is still in
+// the CPU's cache, and appends a flush's pieces in one commit.
+func (s *BoltStore) PrepareChunk(events []byte) (PreparedChunk, error) {
+	if err := s.enter(context.Background()); err != nil {
+		return PreparedChunk{}, fmt.Errorf("prepare chunk: %w", err)
 	}
 	defer s.mu.RUnlock()
 	if err := checkChunk(events); err != nil {
+		return PreparedChunk{}, fmt.Errorf("prepare chunk: %w", err)
+	}
+	if !utf8.Valid(events) {
+		return PreparedChunk{}, fmt.Errorf("prepare chunk: %w", errInvalidUTF8)
+	}
+	info, err := IndexChunk(0, events)
+	if err != nil {
+		info.Bytes = -1 // no entry: ChunkIndex rebuilds it and reports the damage
+	}
+	return PreparedChunk{stored: compressPiece(s.enc, events), info: info}, nil
+}
+
+// AppendChunk stores events as the next chunks of the session: it cuts them
+// at line ends into pieces of at most storedChunkBytes (a single longer line
+// is stored whole), prepares the pieces in parallel (compression is most of
+// an append's CPU) and appends them in one commit.
+func (s *BoltStore) AppendChunk(ctx context.Context, id string, events []byte) error {
+	if err := checkChunk(events); err != nil {
 		return fmt.Errorf("append to session %s: %w", id, err)
 	}
-	// Cut at line ends into pieces of at most storedChunkBytes (a single
-	// longer line is stored whole), then check, compress and index the
-	// pieces in parallel: compression is most of an append's CPU, and a
-	// busy session's append of 16 MiB would otherwise keep one core while
-	// the other waits.
 	var plain [][]byte
 	for rest := events; len(rest) > 0; {
 		n := len(rest)
@@ -319,56 +353,89 @@ func (s *BoltStore) AppendChunk(ctx context.Context, id string, events []byte) e
 		plain = append(plain, rest[:n])
 		rest = rest[n:]
 	}
-	pieces := make([][]byte, len(plain))
-	infos := make([]ChunkInfo, len(plain)) // seek index entries (seekindex.go); Seq is filled in below
-	invalid := make([]bool, len(plain))
-	prepare := func(i int) {
-		if !utf8.Valid(plain[i]) {
-			invalid[i] = true
-			return
-		}
-		pieces[i] = compressPiece(s.enc, plain[i])
-		info, ierr := IndexChunk(0, plain[i])
-		if ierr != nil {
-			info.Bytes = -1 // no entry: ChunkIndex rebuilds it and reports the damage
-		}
-		infos[i] = info
-	}
+	chunks := make([]PreparedChunk, len(plain))
+	errs := make([]error, len(plain))
 	var wg sync.WaitGroup
 	for i := 1; i < len(plain); i++ {
-		wg.Go(func() { prepare(i) })
+		wg.Go(func() { chunks[i], errs[i] = s.PrepareChunk(plain[i]) })
 	}
-	prepare(0)
+	chunks[0], errs[0] = s.PrepareChunk(plain[0])
 	wg.Wait()
-	if slices.Contains(invalid, true) {
-		return fmt.Errorf("append to session %s: %w", id, errInvalidUTF8)
+	for _, err := range errs {
+		if err != nil {
+			return fmt.Errorf("append to session %s: %w", id, err)
+		}
 	}
-	// Batch may run the function more than once; it only reads and writes
-	// inside the transaction, so a rerun is harmless.
-	return s.db.Batch(func(tx *bolt.Tx) error {
-		m, err := getMeta(tx, id)
-		if err != nil {
-			return fmt.Errorf("append to %w", err)
+	return s.AppendPrepared(ctx, id, chunks)
+}
+
+// AppendPrepared stores chunks, in order, as the next chunks of an active
+// session's recording, in one transaction that concurrent sessions share
+// (one group commit, groupcommit.go).
+func (s *BoltStore) AppendPrepared(ctx context.Context, id string, chunks []PreparedChunk) error {
+	if err := s.enter(ctx); err != nil {
+		return fmt.Errorf("append to session %s: %w", id, err)
+	}
+	defer s.mu.RUnlock()
+	if len(chunks) == 0 {
+		return nil
+	}
+	size := 0
+	for i, c := range chunks {
+		if len(c.stored) == 0 {
+			return fmt.Errorf("append to session %s: chunk %d of %d was not made by PrepareChunk", id, i+1, len(chunks))
 		}
-		if m.State != StateActive {
-			return fmt.Errorf("append to session %s (%s): %w", id, m.State, ErrEnded)
-		}
-		b, err := tx.Bucket(bucketEvents).CreateBucketIfNotExists([]byte(id))
-		if err != nil {
-			return fmt.Errorf("append to session %s: events bucket: %w", id, err)
-		}
-		for i, compressed := range pieces {
-			seq, err := b.NextSequence()
+		size += len(c.stored)
+	}
+	a := &chunkAppend{id: id, chunks: chunks}
+	if err := s.chunks.do(a, size, s.commitChunks); err != nil {
+		return fmt.Errorf("append to session %s: %w", id, err)
+	}
+	return a.err
+}
+
+// chunkAppend is one AppendPrepared call in the group commit.
+type chunkAppend struct {
+	id     string
+	chunks []PreparedChunk
+	err    error // this call's own failure (its session is gone or ended)
+}
+
+// commitChunks stores the chunks of appends in one write transaction. An
+// append whose session is missing or ended fails alone, before it writes
+// anything; any other error is the store's and fails the commit.
+func (s *BoltStore) commitChunks(appends []*chunkAppend) error {
+	for _, a := range appends {
+		a.err = nil // a rerun starts afresh
+	}
+	return s.db.Update(func(tx *bolt.Tx) error {
+		for _, a := range appends {
+			m, err := getMeta(tx, a.id)
 			if err != nil {
-				return fmt.Errorf("append to session %s: sequence: %w", id, err)
+				a.err = fmt.Errorf("append to %w", err)
+				continue
 			}
-			if err := b.Put(u64key(seq), compressed); err != nil {
-				return fmt.Errorf("append to session %s: chunk %d: %w", id, seq, err)
+			if m.State != StateActive {
+				a.err = fmt.Errorf("append to session %s (%s): %w", a.id, m.State, ErrEnded)
+				continue
 			}
-			if info := infos[i]; info.Bytes >= 0 {
-				info.Seq = seq
-				if err := putChunkInfo(tx, id, info); err != nil {
-					return fmt.Errorf("append to session %s: %w", id, err)
+			b, err := tx.Bucket(bucketEvents).CreateBucketIfNotExists([]byte(a.id))
+			if err != nil {
+				return fmt.Errorf("session %s: events bucket: %w", a.id, err)
+			}
+			for _, c := range a.chunks {
+				seq, err := b.NextSequence()
+				if err != nil {
+					return fmt.Errorf("session %s: sequence: %w", a.id, err)
+				}
+				if err := b.Put(u64key(seq), c.stored); err != nil {
+					return fmt.Errorf("session %s: chunk %d: %w", a.id, seq, err)
+				}
+				if info := c.info; info.Bytes >= 0 {
+					info.Seq = seq
+					if err := putChunkInfo(tx, a.id, info); err != nil {
+						return fmt.Errorf("session %s: %w", a.id, err)
+					}
 				}
 			}
 		}

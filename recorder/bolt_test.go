@@ -5,11 +5,13 @@ import (
 	"context"
 	"encoding/base64"
 	"errors"
+	"fmt"
 	"io"
 	"math/rand/v2"
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -428,5 +430,104 @@ func TestStoreHonoursCancelledContext(t *testing.T) {
 	}
 	if _, err := s.ListSessions(ctx, SessionFilter{}); !errors.Is(err, context.Canceled) {
 		t.Errorf("ListSessions with cancelled ctx: err = %v", err)
+	}
+}
+
+func TestAppendPreparedRefusals(t *testing.T) {
+	s, _ := openTestStore(t)
+	ctx := t.Context()
+	if err := s.CreateSession(ctx, activeMeta("s1", "alice", "web-1", t0)); err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		name   string
+		events []byte
+		text   string
+	}{
+		{"empty", nil, "empty"},
+		{"no newline", []byte(`[1,"o","x"]`), "newline"},
+		{"not an event", []byte("hello\n"), "does not start"},
+		{"invalid utf8", []byte("[1,\"o\",\"\xff\"]\n"), "UTF-8"},
+	} {
+		if c, err := s.PrepareChunk(tt.events); err == nil || !strings.Contains(err.Error(), tt.text) || c.Size() != 0 {
+			t.Errorf("PrepareChunk(%s) = %d bytes, %v; want an error about %q", tt.name, c.Size(), err, tt.text)
+		}
+	}
+	if err := s.AppendPrepared(ctx, "s1", []PreparedChunk{{}}); err == nil || !strings.Contains(err.Error(), "not made by PrepareChunk") {
+		t.Errorf("AppendPrepared of a zero chunk: err = %v, want a refusal", err)
+	}
+	c, err := s.PrepareChunk(eventLines(t, Event{Time: 1, Type: "o", Data: "x"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.AppendPrepared(ctx, "nope", []PreparedChunk{c}); !errors.Is(err, ErrNotFound) {
+		t.Errorf("AppendPrepared to a missing session: err = %v, want ErrNotFound", err)
+	}
+	var buf bytes.Buffer
+	if err := s.WriteRecording(ctx, "s1", &buf); err != nil {
+		t.Fatal(err)
+	}
+	if lines := strings.Count(buf.String(), "\n"); lines != 1 {
+		t.Errorf("recording has %d lines after only refused appends, want the header alone", lines)
+	}
+}
+
+// TestAppendPreparedSharedCommit: sessions appending at once share commits,
+// an append to an ended session fails alone, and every other session gets
+// all its chunks, in order.
+func TestAppendPreparedSharedCommit(t *testing.T) {
+	s, _ := openTestStore(t)
+	ctx := t.Context()
+	const sessions, appends = 8, 20
+	ended := "s0"
+	for i := range sessions {
+		if err := s.CreateSession(ctx, activeMeta(fmt.Sprintf("s%d", i), "alice", "web-1", t0)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	m := activeMeta(ended, "alice", "web-1", t0)
+	m.State, m.End = StateClosed, t0.Add(time.Second)
+	if err := s.UpdateSession(ctx, m); err != nil {
+		t.Fatal(err)
+	}
+	errs := make([][]error, sessions)
+	var wg sync.WaitGroup
+	for i := range sessions {
+		errs[i] = make([]error, appends)
+		wg.Go(func() {
+			for k := range appends {
+				c, err := s.PrepareChunk(eventLines(t, Event{Time: float64(k), Type: "o", Data: fmt.Sprintf("s%d-%d;", i, k)}))
+				if err == nil {
+					err = s.AppendPrepared(ctx, fmt.Sprintf("s%d", i), []PreparedChunk{c})
+				}
+				errs[i][k] = err
+			}
+		})
+	}
+	wg.Wait()
+	for i := range sessions {
+		id := fmt.Sprintf("s%d", i)
+		for k, err := range errs[i] {
+			if id == ended && !errors.Is(err, ErrEnded) {
+				t.Errorf("append %d to the ended session: err = %v, want ErrEnded", k, err)
+			}
+			if id != ended && err != nil {
+				t.Errorf("append %d to %s: %v", k, id, err)
+			}
+		}
+		if id == ended {
+			continue
+		}
+		_, evs := readRecording(t, s, id)
+		var got, want strings.Builder
+		for _, e := range evs {
+			got.WriteString(e.Data)
+		}
+		for k := range appends {
+			fmt.Fprintf(&want, "s%d-%d;", i, k)
+		}
+		if got.String() != want.String() {
+			t.Errorf("%s recorded %q, want %q", id, got.String(), want.String())
+		}
 	}
 }

@@ -42,86 +42,90 @@ func appendText(dst, p []byte, d *utf8Decoder, final bool) []byte {
 		dst = appendText(dst, head, &clean, true)
 		p = p[used:]
 	}
-	// Room for the worst case, a control byte in six, so that the loop
-	// below writes by index instead of appending byte by byte.
+	// Room for the worst case, a control byte in six, and for the last
+	// eight-byte store, so that the loop below writes by index, a word at
+	// a time, instead of appending byte by byte.
 	w := len(dst)
-	if need := w + 6*len(p); need > cap(dst) {
+	if need := w + 6*len(p) + 8; need > cap(dst) {
 		dst = append(dst[:cap(dst)], make([]byte, need-cap(dst))...)
 	}
 	buf := dst[:cap(dst)]
-	i, start := 0, 0
+	i := 0
 	for i < len(p) {
-		// Runs of text that stands for itself, eight bytes at a time.
-		for i+8 <= len(p) && plain8(binary.LittleEndian.Uint64(p[i:])) {
-			i += 8
+		if i+8 <= len(p) {
+			// Text that stands for itself, eight bytes at a time.
+			x := binary.LittleEndian.Uint64(p[i:])
+			if plain8(x) {
+				binary.LittleEndian.PutUint64(buf[w:], x)
+				w += 8
+				i += 8
+				continue
+			}
+			// A run of one escaped byte (NUL padding, a stream of
+			// zeros) is written once and then doubled.
+			if c := byte(x); x == uint64(c)*0x0101010101010101 && byteSpelling[c]&spellStartsChar == 0 {
+				j := i + 8
+				for j+8 <= len(p) && binary.LittleEndian.Uint64(p[j:]) == x {
+					j += 8
+				}
+				for j < len(p) && p[j] == c {
+					j++
+				}
+				e := byteSpelling[c]
+				one := int(e >> spellLenShift)
+				binary.LittleEndian.PutUint64(buf[w:], e)
+				for end, n := w+(j-i)*one, w+one; n < end; {
+					n += copy(buf[n:end], buf[w:n])
+				}
+				w += (j - i) * one
+				i = j
+				continue
+			}
 		}
-		for i < len(p) && jsonPlain[p[i]] {
+		// Then up to eight bytes one at a time. Every byte but the start
+		// of a multi-byte character has a fixed spelling: itself, its
+		// escape, or U+FFFD (continuation bytes, C0, C1 and F5..FF never
+		// start a character). One store writes it, with no branch on
+		// which: binary output is mostly such bytes.
+		end := min(i+8, len(p))
+		for i < end {
+			e := byteSpelling[p[i]]
+			if e&spellStartsChar != 0 {
+				break
+			}
+			binary.LittleEndian.PutUint64(buf[w:], e)
+			w += int(e >> spellLenShift)
 			i++
 		}
-		if i == len(p) {
-			break
-		}
-		c := p[i]
-		if c >= utf8.RuneSelf {
-			if c < 0xC2 || c > 0xF4 {
-				// A continuation byte, C0, C1 or F5..FF: never the start
-				// of a character, one U+FFFD each. Binary output is full
-				// of them; classify need not be asked.
-				if start < i {
-					w += copy(buf[w:], p[start:i])
-				}
-				buf[w], buf[w+1], buf[w+2] = 0xEF, 0xBF, 0xBD
-				w += 3
-				i++
-				start = i
-				continue
-			}
-			n, st := classify(p[i:])
-			if st == seqComplete && !(n == 3 && c == 0xE2 && p[i+1] == 0x80 && p[i+2]&0xFE == 0xA8) {
-				i += n // valid, and it stands for itself: the run goes on
-				continue
-			}
-			if start < i {
-				w += copy(buf[w:], p[start:i])
-			}
-			switch {
-			case st == seqComplete: // U+2028, U+2029: encoding/json escapes them
-				w += copy(buf[w:], `\u202`)
-				buf[w] = hexDigits[p[i+2]&0xF]
-				w++
-				i += n
-			case st == seqIncomplete, st == seqInvalid && !final && truncatedSurrogate(p[i:]):
-				d.n = copy(d.pend[:], p[i:])
-				i = len(p)
-			default:
-				buf[w], buf[w+1], buf[w+2] = 0xEF, 0xBF, 0xBD // U+FFFD
-				w += 3
-				i += n
-			}
-			start = i
+		if i == end {
 			continue
 		}
-		if start < i {
-			w += copy(buf[w:], p[start:i])
+		c := p[i]
+		if i+1 < len(p) && p[i+1]&0xC0 != 0x80 {
+			// Not followed by a continuation byte: invalid whatever c is,
+			// one U+FFFD. Three in four such bytes of binary output.
+			buf[w], buf[w+1], buf[w+2] = 0xEF, 0xBF, 0xBD
+			w += 3
+			i++
+			continue
 		}
-		esc := w
-		w += putEscape(buf[w:], c)
-		// A run of one escaped byte (NUL padding, a stream of zeros) is
-		// written once and then doubled, instead of byte by byte.
-		j := i + 1
-		for j < len(p) && p[j] == c {
-			j++
+		n, st := classify(p[i:])
+		switch {
+		case st == seqComplete && !(n == 3 && c == 0xE2 && p[i+1] == 0x80 && p[i+2]&0xFE == 0xA8):
+			w += copy(buf[w:], p[i:i+n]) // valid, and it stands for itself
+		case st == seqComplete: // U+2028, U+2029: encoding/json escapes them
+			w += copy(buf[w:], `\u202`)
+			buf[w] = hexDigits[p[i+2]&0xF]
+			w++
+		case st == seqIncomplete, st == seqInvalid && !final && truncatedSurrogate(p[i:]):
+			d.n = copy(d.pend[:], p[i:])
+			n = len(p) - i
+		default:
+			buf[w], buf[w+1], buf[w+2] = 0xEF, 0xBF, 0xBD // U+FFFD
+			w += 3
 		}
-		if k := j - i; k > 1 {
-			one := w - esc
-			for w < esc+k*one {
-				w += copy(buf[w:esc+k*one], buf[esc:w])
-			}
-		}
-		i = j
-		start = i
+		i += n
 	}
-	w += copy(buf[w:], p[start:])
 	dst = dst[:w]
 	if final && d.n > 0 {
 		dst = appendText(dst, d.flushHeld(nil), &utf8Decoder{}, true)
@@ -164,6 +168,36 @@ func putEscape(b []byte, c byte) int {
 }
 
 const hexDigits = "0123456789abcdef"
+
+// byteSpelling holds, for each byte value, how it is spelt in an event
+// line when it does not start a multi-byte character: up to six bytes in
+// the low bytes of the word (little-endian), their count at spellLenShift,
+// or spellStartsChar for C2..F4, which classify must look at.
+var byteSpelling = func() (t [256]uint64) {
+	for c := range 256 {
+		var b []byte
+		switch {
+		case c < utf8.RuneSelf && jsonPlain[c]:
+			b = []byte{byte(c)}
+		case c < utf8.RuneSelf:
+			b = appendEscape(nil, byte(c))
+		case c >= 0xC2 && c <= 0xF4:
+			t[c] = spellStartsChar
+			continue
+		default:
+			b = []byte(replacement)
+		}
+		var word [8]byte
+		copy(word[:], b)
+		t[c] = binary.LittleEndian.Uint64(word[:]) | uint64(len(b))<<spellLenShift
+	}
+	return t
+}()
+
+const (
+	spellLenShift   = 56
+	spellStartsChar = 1 << 63
+)
 
 // jsonPlain marks the ASCII bytes that stand for themselves in a JSON
 // string: printable, not '"' and not '\'.

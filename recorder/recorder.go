@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -17,8 +18,12 @@ const (
 	// the most a crash can lose of a recording.
 	DefaultFlushInterval = time.Second
 	// flushThreshold makes the recorder flush before the interval ends
-	// when this much is buffered, keeping chunks a comfortable size.
-	flushThreshold = 64 << 10
+	// when this much is buffered. Each flush is a commit (two fsyncs), so
+	// a fast session should not flush every few kilobytes: at 64 KiB, log
+	// text streamed through the bastion at 75 MB/s, at 4 MiB at 96
+	// (BenchmarkThroughput, 512 MiB, one run each). The flush interval
+	// still bounds what a crash loses.
+	flushThreshold = 4 << 20
 	// DefaultMaxPending is how many raw output bytes may wait for the
 	// flusher before the session's writes wait for it in turn. It sets the
 	// size of a busy session's appends, each a commit: log text streamed
@@ -31,13 +36,29 @@ const (
 	// maxEventBytes bounds the raw bytes of one event, and so the length of
 	// one line (NUL bytes take six bytes of JSON each).
 	maxEventBytes = 64 << 10
-	// maxLineBytes is how much encoded JSON a flush gathers before it
-	// appends: it bounds the encode buffers of a fast session (two: one
-	// being stored, one being filled). Each append costs a commit, two
-	// fsyncs, whatever its size, so the bound is large: zeros, six bytes of
-	// JSON each, streamed at 83 MB/s with 8 MiB, 128 with 16 and 158 with
-	// 32 (BenchmarkRecording). Text stays near its raw size.
-	maxLineBytes = 32 << 20
+	// pieceBytes is the size of the event lines the flusher hands to the
+	// store as one chunk: small enough that preparing it (checking,
+	// compressing and indexing: Store.PrepareChunk) reads it from the
+	// core's cache right after it was encoded, large enough that the seek
+	// index stays small. Zeros, six bytes of JSON each, were recorded at
+	// 142 MB/s when 32 MiB of lines were encoded before the store read
+	// them back from memory four times, and at 250-270 so
+	// (BenchmarkRecording, 512 MiB).
+	pieceBytes = 1 << 20
+	// maxPreparing is how many pieces of one session are prepared at
+	// once, on other cores, while the flusher encodes the next.
+	maxPreparing = 2
+	// maxBatchStored bounds the stored bytes of one append (a commit, two
+	// fsyncs): it bounds what a fast session holds in memory (the batch
+	// being prepared and the one being committed). Text and zeros
+	// compress to a few percent, so a flush of MaxPending raw bytes is one
+	// commit; binary output stays near the size of its event lines.
+	maxBatchStored = 32 << 20
+	// pieceBufBytes is the capacity of a piece buffer: a piece is cut
+	// after the event that reaches pieceBytes, so there is room for one
+	// more event at its worst (six bytes of JSON per byte, and framing),
+	// and the buffer never grows.
+	pieceBufBytes = pieceBytes + 6*maxEventBytes + 256
 )
 
 // RecorderConfig configures NewRecorder.
@@ -101,13 +122,15 @@ type Recorder struct {
 	// stored in event order) and owns the decoders and the encode buffers.
 	flushMu sync.Mutex
 	out, in utf8Decoder
-	line    []byte // free encode buffer, kept between flushes only while busy
 	// inflight is the append under way, if any: the next flush encodes
 	// while it commits (its fsync), and waits for it before appending in
-	// turn, so chunks are still stored in order. inflightLine is its
-	// buffer, free again once it is done.
-	inflight     chan error
-	inflightLine []byte
+	// turn, so chunks are still stored in order.
+	inflight chan error
+	// preparing holds a token for each piece being prepared (at most
+	// maxPreparing); bufs are free piece buffers of a busy session, handed
+	// back by the preparers and dropped once the session is idle.
+	preparing chan struct{}
+	bufs      chan []byte
 	// The queue and arena that writers fill while a busy session's last
 	// batch is encoded (double buffering: no regrowth from nothing).
 	spareQueue []rawEvent
@@ -147,6 +170,8 @@ func NewRecorder(ctx context.Context, cfg RecorderConfig) (*Recorder, error) {
 		kick:        make(chan struct{}, 1),
 		stop:        make(chan struct{}),
 		done:        make(chan struct{}),
+		preparing:   make(chan struct{}, maxPreparing),
+		bufs:        make(chan []byte, maxPreparing+1),
 	}
 	r.room = sync.NewCond(&r.mu)
 	if r.now == nil {
@@ -340,9 +365,11 @@ func (r *Recorder) failLocked(err error) {
 	r.log.Error("session recording failed", "err", err)
 }
 
-// flush takes the queued events, encodes them as asciicast lines and
-// appends them as one chunk. With final, the UTF-8 decoders give up what
-// they hold (the stream ended mid-character).
+// flush takes the queued events, encodes them as asciicast lines, has the
+// store prepare them piece by piece as they are encoded, and appends the
+// pieces in one commit (more than one only for output that does not
+// compress). With final, the UTF-8 decoders give up what they hold (the
+// stream ended mid-character).
 func (r *Recorder) flush(ctx context.Context, final bool) error {
 	r.flushMu.Lock()
 	defer r.flushMu.Unlock()
@@ -363,7 +390,17 @@ func (r *Recorder) flush(ctx context.Context, final bool) error {
 	r.room.Broadcast()
 	r.mu.Unlock()
 
-	line := r.takeLine(len(arena) + len(arena)/4 + 64)
+	busy := len(arena) >= flushThreshold
+	var line []byte
+	if busy {
+		line = r.takeBuf()
+	} else {
+		// An idle or interactive session (small flushes) holds no piece
+		// buffers: hundreds of idle sessions would hold megabytes each.
+		r.dropBufs()
+		line = make([]byte, 0, len(arena)+len(arena)/4+64)
+	}
+	b := new(batch)
 	for _, ev := range queue {
 		data := arena[ev.off:ev.end]
 		switch ev.typ {
@@ -375,13 +412,17 @@ func (r *Recorder) flush(ctx context.Context, final bool) error {
 			var clean utf8Decoder
 			line = appendEventLine(line, ev.at, ev.typ, data, &clean, true)
 		}
-		if len(line) >= maxLineBytes {
-			// Zeros grow sixfold as JSON: append in steps rather than
-			// hold the whole queue's lines at once.
-			if err := r.startAppend(ctx, line); err != nil {
-				return err
+		if len(line) >= pieceBytes {
+			r.prepare(b, line)
+			line = r.takeBuf()
+			if b.stored.Load() >= maxBatchStored {
+				// Binary output: append in steps rather than hold the
+				// whole queue's chunks at once.
+				if err := r.startAppend(ctx, b); err != nil {
+					return err
+				}
+				b = new(batch)
 			}
-			line = r.takeLine(maxLineBytes)
 		}
 	}
 	if final {
@@ -390,54 +431,106 @@ func (r *Recorder) flush(ctx context.Context, final bool) error {
 			line = appendEventLine(line, tailAt, 'i', nil, &r.in, true)
 		}
 	}
-	err := r.startAppend(ctx, line)
+	if len(line) > 0 {
+		r.prepare(b, line)
+	} else {
+		r.putBuf(line)
+	}
+	err := r.startAppend(ctx, b)
 	if final && err == nil {
 		err = r.waitAppend()
 	}
-	// A busy session keeps its buffers for the next flush; an idle or
-	// interactive one (small flushes) gives them back, so that hundreds
-	// of idle sessions hold no encode buffers.
-	if len(arena) >= flushThreshold {
+	// A busy session keeps its queue and arena for the next flush.
+	if busy {
 		r.spareQueue, r.spareArena = queue[:0], arena[:0]
-	} else {
-		r.line = nil
 	}
 	return err
 }
 
-// takeLine returns the free encode buffer, or a new one of capacity want
-// if the free one is smaller. r.flushMu is held.
-func (r *Recorder) takeLine(want int) []byte {
-	line := r.line[:0]
-	r.line = nil
-	if cap(line) < want {
-		// Room beyond the bound for the event that crosses it (six bytes
-		// of JSON per byte at worst, and its line's framing), so that the
-		// buffer is never copied to grow on that last event.
-		line = make([]byte, 0, min(want, maxLineBytes)+6*maxEventBytes+256)
-	}
-	return line
+// batch is the chunks of one append, prepared in order of the pieces while
+// the flusher encodes the next ones.
+type batch struct {
+	wg    sync.WaitGroup
+	slots []*preparedPiece
+	// stored is the stored size of the pieces prepared so far plus the
+	// plain size of those still being prepared: close enough to
+	// maxBatchStored to bound the batch.
+	stored atomic.Int64
 }
 
-// startAppend waits for the append under way, then starts appending line
-// as one chunk; it returns the earlier append's failure. r.flushMu is held.
-// The store does not keep line, so once the append is done its buffer is
-// the free one again.
-func (r *Recorder) startAppend(ctx context.Context, line []byte) error {
+// preparedPiece is one piece's result, written by its preparer before
+// batch.wg is done.
+type preparedPiece struct {
+	chunk PreparedChunk
+	err   error
+}
+
+// prepare hands the encoded piece line to a preparer goroutine, after
+// waiting for a free one. The piece's buffer comes back through putBuf.
+// r.flushMu is held.
+func (r *Recorder) prepare(b *batch, line []byte) {
+	r.preparing <- struct{}{}
+	p := new(preparedPiece)
+	b.slots = append(b.slots, p)
+	b.stored.Add(int64(len(line)))
+	// The preparer's owner is the batch: its append waits for it.
+	b.wg.Go(func() {
+		defer func() { <-r.preparing }()
+		p.chunk, p.err = r.store.PrepareChunk(line)
+		b.stored.Add(int64(p.chunk.Size() - len(line)))
+		r.putBuf(line)
+	})
+}
+
+// takeBuf returns a free piece buffer, or a new one.
+func (r *Recorder) takeBuf() []byte {
+	select {
+	case buf := <-r.bufs:
+		return buf
+	default:
+		return make([]byte, 0, pieceBufBytes)
+	}
+}
+
+// putBuf keeps a piece buffer for the next piece, if it is one and there is
+// room.
+func (r *Recorder) putBuf(buf []byte) {
+	if cap(buf) != pieceBufBytes {
+		return
+	}
+	select {
+	case r.bufs <- buf[:0]:
+	default:
+	}
+}
+
+// dropBufs lets the free piece buffers go.
+func (r *Recorder) dropBufs() {
+	for {
+		select {
+		case <-r.bufs:
+		default:
+			return
+		}
+	}
+}
+
+// startAppend waits for the append under way, then starts appending b's
+// chunks as soon as they are prepared; it returns the earlier append's
+// failure. r.flushMu is held.
+func (r *Recorder) startAppend(ctx context.Context, b *batch) error {
 	if err := r.waitAppend(); err != nil {
+		b.wg.Wait()
 		return err
 	}
-	if len(line) == 0 {
-		if cap(line) > cap(r.line) {
-			r.line = line
-		}
+	if len(b.slots) == 0 {
 		return nil
 	}
 	done := make(chan error, 1)
-	r.inflight, r.inflightLine = done, line
+	r.inflight = done
 	// The goroutine's owner is the recorder: the next flush, or Close,
 	// waits for it.
-	go func() { done <- r.appendLine(ctx, line) }()
+	go func() { done <- r.appendBatch(ctx, b) }()
 	return nil
 }
 
@@ -448,18 +541,24 @@ func (r *Recorder) waitAppend() error {
 		return nil
 	}
 	err := <-r.inflight
-	if cap(r.inflightLine) > cap(r.line) {
-		r.line = r.inflightLine[:0]
-	}
-	r.inflight, r.inflightLine = nil, nil
+	r.inflight = nil
 	return err
 }
 
-// appendLine appends encoded lines as one chunk.
-func (r *Recorder) appendLine(ctx context.Context, line []byte) error {
+// appendBatch waits for b's pieces to be prepared and appends them as the
+// next chunks, in one commit.
+func (r *Recorder) appendBatch(ctx context.Context, b *batch) error {
+	b.wg.Wait()
+	chunks := make([]PreparedChunk, len(b.slots))
+	for i, p := range b.slots {
+		if p.err != nil {
+			return r.fail(fmt.Errorf("record session %s: %w", r.id, p.err))
+		}
+		chunks[i] = p.chunk
+	}
 	actx, cancel := context.WithTimeout(ctx, appendTimeout)
 	defer cancel()
-	if err := r.store.AppendChunk(actx, r.id, line); err != nil {
+	if err := r.store.AppendPrepared(actx, r.id, chunks); err != nil {
 		return r.fail(fmt.Errorf("record session %s: %w", r.id, err))
 	}
 	return nil

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math/rand/v2"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -14,6 +15,8 @@ import (
 	"testing"
 	"time"
 	"unicode/utf8"
+
+	"github.com/klauspost/compress/zstd"
 )
 
 // spyStore is a real store that reports every append and can be told to
@@ -22,24 +25,49 @@ type spyStore struct {
 	Store
 	chunks chan []byte // every append's events, failed ones included
 
-	mu    sync.Mutex
-	fail  error
-	calls int
+	mu     sync.Mutex
+	fail   error
+	calls  int
+	stored []int // stored bytes of each append
 }
 
 func newSpyStore(s Store) *spyStore { return &spyStore{Store: s, chunks: make(chan []byte, 1000)} }
 
-func (s *spyStore) AppendChunk(ctx context.Context, id string, events []byte) error {
+// AppendPrepared reports the event lines of the chunks, in order, as one
+// append: the recorder's flushes arrive here.
+func (s *spyStore) AppendPrepared(ctx context.Context, id string, chunks []PreparedChunk) error {
+	size := 0
+	for _, c := range chunks {
+		size += c.Size()
+	}
 	s.mu.Lock()
 	err := s.fail
 	s.calls++
+	s.stored = append(s.stored, size)
 	s.mu.Unlock()
 	if err == nil {
-		err = s.Store.AppendChunk(ctx, id, events)
+		err = s.Store.AppendPrepared(ctx, id, chunks)
 	}
-	s.chunks <- bytes.Clone(events)
+	var events []byte
+	for _, c := range chunks {
+		plain, derr := zstdDecoder.DecodeAll(c.stored, nil)
+		if derr != nil {
+			panic(fmt.Sprintf("spy store: a prepared chunk does not decode: %v", derr))
+		}
+		events = append(events, plain...)
+	}
+	s.chunks <- events
 	return err
 }
+
+// zstdDecoder reads prepared chunks back for the spy.
+var zstdDecoder = func() *zstd.Decoder {
+	d, err := zstd.NewReader(nil)
+	if err != nil {
+		panic(err)
+	}
+	return d
+}()
 
 func (s *spyStore) appendCalls() int {
 	s.mu.Lock()
@@ -169,7 +197,8 @@ func TestRecorderFlushBySize(t *testing.T) {
 	s, _ := openTestStore(t)
 	h := newHarness(t, s, nil)
 	line := bytes.Repeat([]byte("x"), 1024)
-	for range 70 {
+	events := flushThreshold/len(line) + 6
+	for range events {
 		h.rec.Output(line)
 	}
 	chunk := h.waitChunk(t) // no tick was sent
@@ -180,8 +209,8 @@ func TestRecorderFlushBySize(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, evs := readRecording(t, s, "sess1")
-	if len(evs) != 70 {
-		t.Errorf("%d events recorded, want 70", len(evs))
+	if len(evs) != events {
+		t.Errorf("%d events recorded, want %d", len(evs), events)
 	}
 }
 
@@ -354,13 +383,13 @@ type gatedStore struct {
 	gate chan struct{}
 }
 
-func (g *gatedStore) AppendChunk(ctx context.Context, id string, events []byte) error {
+func (g *gatedStore) AppendPrepared(ctx context.Context, id string, chunks []PreparedChunk) error {
 	select {
 	case <-g.gate:
 	case <-ctx.Done():
 		return ctx.Err()
 	}
-	return g.Store.AppendChunk(ctx, id, events)
+	return g.Store.AppendPrepared(ctx, id, chunks)
 }
 
 // TestRecorderBackpressure: a store slower than the session slows the
@@ -552,5 +581,87 @@ func TestCrashThenReopen(t *testing.T) {
 	// The orphaned recorder now only gets errors from the closed store.
 	if err := h.rec.Close(t.Context(), nil, StateClosed, ""); !errors.Is(err, ErrStoreClosed) {
 		t.Errorf("Close of orphaned recorder = %v, want ErrStoreClosed", err)
+	}
+}
+
+// TestRecorderPieces: a busy session's output is stored in chunks of about
+// pieceBytes of event lines (the unit a replay seeks to), compressible
+// output in few appends, binary output in appends whose stored size stays
+// bounded, and the recording holds exactly the decoded output either way.
+func TestRecorderPieces(t *testing.T) {
+	random := make([]byte, 24<<20)
+	rng := rand.New(rand.NewPCG(1, 2))
+	for i := range random {
+		random[i] = byte(rng.Uint32())
+	}
+	text := bytes.Repeat([]byte("2026-12-01T14:16:30Z INFO served /api/v1/items status=200\r\n"), 6<<20/58)
+	for _, tt := range []struct {
+		name       string
+		data       []byte
+		maxAppends int
+		// oneFlush queues all the data for a single flush (as a session
+		// does whose flusher fell behind), bypassing Output's early
+		// flushes, so that the flush must split its appends.
+		oneFlush   bool
+		minAppends int
+	}{
+		{"text", text, len(text)/flushThreshold + 2, false, 1},
+		{"binary", random, len(random), true, 2},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			s, _ := openTestStore(t)
+			h := newHarness(t, s, nil)
+			r := h.rec
+			for rest := tt.data; len(rest) > 0; {
+				n := min(len(rest), 32<<10)
+				if tt.oneFlush {
+					r.mu.Lock()
+					off := len(r.arena)
+					r.arena = append(r.arena, rest[:n]...)
+					r.queue = append(r.queue, rawEvent{typ: 'o', off: off, end: len(r.arena)})
+					r.mu.Unlock()
+				} else {
+					r.Output(rest[:n])
+				}
+				rest = rest[n:]
+			}
+			if err := h.rec.Close(t.Context(), nil, StateClosed, ""); err != nil {
+				t.Fatal(err)
+			}
+			var d utf8Decoder
+			want := string(d.decode(nil, tt.data, true))
+			_, evs := readRecording(t, s, "sess1")
+			var got strings.Builder
+			for _, e := range evs {
+				got.WriteString(e.Data)
+			}
+			if got.String() != want {
+				t.Fatalf("recording holds %d bytes of text, want %d (the decoded output)", got.Len(), len(want))
+			}
+			idx, err := s.ChunkIndex(t.Context(), "sess1")
+			if err != nil {
+				t.Fatal(err)
+			}
+			total := 0
+			for _, c := range idx {
+				if c.Bytes > pieceBufBytes {
+					t.Errorf("chunk %d holds %d bytes of event lines, want at most %d", c.Seq, c.Bytes, pieceBufBytes)
+				}
+				total += c.Bytes
+			}
+			if min := total / pieceBufBytes; len(idx) < min {
+				t.Errorf("%d chunks for %d bytes of event lines, want at least %d", len(idx), total, min)
+			}
+			h.spy.mu.Lock()
+			defer h.spy.mu.Unlock()
+			if h.spy.calls > tt.maxAppends || h.spy.calls < tt.minAppends {
+				t.Errorf("%d appends, want %d to %d", h.spy.calls, tt.minAppends, tt.maxAppends)
+			}
+			for i, n := range h.spy.stored {
+				if bound := maxBatchStored + (maxPreparing+1)*pieceBufBytes; n > bound {
+					t.Errorf("append %d stored %d bytes, want at most %d", i+1, n, bound)
+				}
+			}
+		})
 	}
 }

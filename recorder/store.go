@@ -126,6 +126,14 @@ type Store interface {
 	// to the recording of an active session. It does not keep events
 	// after it returns: the recorder reuses the buffer.
 	AppendChunk(ctx context.Context, id string, events []byte) error
+	// PrepareChunk turns complete event lines into one chunk in stored
+	// form (checked, compressed, indexed) without writing anything: the
+	// costly half of an append, which may run concurrently with any call
+	// and does not keep events.
+	PrepareChunk(events []byte) (PreparedChunk, error)
+	// AppendPrepared appends prepared chunks, in order, to the recording
+	// of an active session in one commit.
+	AppendPrepared(ctx context.Context, id string, chunks []PreparedChunk) error
 	// UpdateSession replaces an existing session row.
 	UpdateSession(ctx context.Context, meta SessionMeta) error
 	// Session returns one row, or an error wrapping ErrNotFound.
