@@ -21,7 +21,23 @@ var (
 		"bytes per streamed command: an integer with an optional K, M or G suffix (binary) (env BENCH_BYTES)")
 	sourceFlag = flag.String("bench.source", envOr("BENCH_SOURCE", "zero,text,urandom"),
 		"comma-separated sources to stream: zero (/dev/zero), urandom (/dev/urandom), text (log lines) (env BENCH_SOURCE)")
+	roundsFlag = flag.Int("bench.rounds", envInt("BENCH_ROUNDS", 1),
+		"rounds of BenchmarkThroughput: each streams every source through every path once, so that a slow spell of a shared machine falls on all paths alike; benchtable takes the median of the rounds (env BENCH_ROUNDS)")
 )
+
+// envInt reads an integer environment variable; a value that is not a
+// positive integer is reported by the benchmark that uses it.
+func envInt(key string, def int) int {
+	v := os.Getenv(key)
+	if v == "" {
+		return def
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n <= 0 {
+		return -1
+	}
+	return n
+}
 
 func envOr(key, def string) string {
 	if v := os.Getenv(key); v != "" {
@@ -153,28 +169,42 @@ func subName(path string, s source) string {
 //
 // Also reported, per run: the CPU time of the bastion process, of the ssh
 // client and of the sshd side (its per-connection processes and head).
+//
+// With BENCH_ROUNDS above one, the whole sequence runs that many times, so
+// each path is measured in every spell of a shared machine's load; each
+// run prints its own line.
 func BenchmarkThroughput(b *testing.B) {
 	n := benchBytes(b)
 	sources := benchSources(b)
+	rounds := *roundsFlag
+	if rounds <= 0 {
+		b.Fatalf("BENCH_ROUNDS (-bench.rounds) must be a positive integer")
+	}
 	w := newWorld(b)
 	jump := w.jumpClient(b) // started here, so that it lives as long as b
-	for _, s := range sources {
-		remote := s.remote(b, b.TempDir(), n)
-		b.Run(subName("bastion", s), func(b *testing.B) {
-			w.benchStream(b, n, w.viaBastion, true, "web-1", remote)
-		})
-		// The same with the card-data detectors off: what masking costs.
-		b.Run(subName("bastion-nomask", s), func(b *testing.B) {
-			w.setMasking(b, false)
-			defer w.setMasking(b, true)
-			w.benchStream(b, n, w.viaBastion, true, "web-1", remote)
-		})
-		b.Run(subName("openssh", s), func(b *testing.B) {
-			w.benchStream(b, n, w.direct, false, remote)
-		})
-		b.Run(subName("proxyjump", s), func(b *testing.B) {
-			w.benchStream(b, n, jump, false, remote)
-		})
+	remotes := make([]string, len(sources))
+	for i, s := range sources {
+		remotes[i] = s.remote(b, b.TempDir(), n)
+	}
+	for range rounds {
+		for i, s := range sources {
+			remote := remotes[i]
+			b.Run(subName("bastion", s), func(b *testing.B) {
+				w.benchStream(b, n, w.viaBastion, true, "web-1", remote)
+			})
+			// The same with the card-data detectors off: what masking costs.
+			b.Run(subName("bastion-nomask", s), func(b *testing.B) {
+				w.setMasking(b, false)
+				defer w.setMasking(b, true)
+				w.benchStream(b, n, w.viaBastion, true, "web-1", remote)
+			})
+			b.Run(subName("openssh", s), func(b *testing.B) {
+				w.benchStream(b, n, w.direct, false, remote)
+			})
+			b.Run(subName("proxyjump", s), func(b *testing.B) {
+				w.benchStream(b, n, jump, false, remote)
+			})
+		}
 	}
 }
 

@@ -13,7 +13,6 @@ import (
 	"strings"
 	"sync"
 	"time"
-	"unicode/utf8"
 
 	"github.com/klauspost/compress/zstd"
 	bolt "go.etcd.io/bbolt"
@@ -322,7 +321,7 @@ func (s *BoltStore) PrepareChunk(events []byte) (PreparedChunk, error) {
 	if err := checkChunk(events); err != nil {
 		return PreparedChunk{}, fmt.Errorf("prepare chunk: %w", err)
 	}
-	if !utf8.Valid(events) {
+	if !validUTF8(events) {
 		return PreparedChunk{}, fmt.Errorf("prepare chunk: %w", errInvalidUTF8)
 	}
 	info, err := IndexChunk(0, events)

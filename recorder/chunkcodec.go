@@ -23,19 +23,23 @@ const (
 	rawBlockBytes = 128 << 10
 )
 
-// compressPiece returns the stored form of one piece of event lines: a zstd
-// frame, compressed or, for output that does not compress (binary data),
-// made of raw blocks, which costs a copy instead of a search for matches.
-// Either way the reader is the zstd decoder, and the frame carries its
-// checksum.
+// compressPiece returns the stored form of one piece of event lines: zstd,
+// compressed or, for output that does not compress (binary data), made of
+// raw blocks, which costs a copy instead of a search for matches. Either
+// way the reader is the zstd decoder, and each frame carries its checksum.
+// A compressible piece is stored as two frames, the trial's and the rest's,
+// which the decoder reads as one stream: compressing the trial's bytes
+// again was 6% of the recorder's zstd work, and the split costs nothing
+// measurable in size.
 func compressPiece(enc *zstd.Encoder, piece []byte) []byte {
-	if len(piece) > 2*trialBytes {
-		trial := enc.EncodeAll(piece[:trialBytes], make([]byte, 0, trialBytes/2))
-		if float64(len(trial)) > storeRawAbove*trialBytes {
-			return appendRawFrame(make([]byte, 0, len(piece)+len(piece)/rawBlockBytes*3+32), piece)
-		}
+	if len(piece) <= 2*trialBytes {
+		return enc.EncodeAll(piece, make([]byte, 0, len(piece)/8))
 	}
-	return enc.EncodeAll(piece, make([]byte, 0, len(piece)/8))
+	trial := enc.EncodeAll(piece[:trialBytes], make([]byte, 0, len(piece)/8))
+	if float64(len(trial)) > storeRawAbove*trialBytes {
+		return appendRawFrame(make([]byte, 0, len(piece)+len(piece)/rawBlockBytes*3+32), piece)
+	}
+	return enc.EncodeAll(piece[trialBytes:], trial)
 }
 
 // appendRawFrame appends src as one zstd frame of raw blocks (RFC 8878,

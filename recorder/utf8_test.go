@@ -4,6 +4,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 	"unicode/utf8"
 )
 
@@ -166,6 +167,25 @@ func FuzzUTF8(f *testing.F) {
 		out = append(out, tail...)
 		if want := referenceDecode(in); string(out) != want {
 			t.Fatalf("decode %q split by %v = %q, want %q", in, splits, out, want)
+		}
+	})
+}
+
+// FuzzValidUTF8 holds validUTF8 to utf8.Valid, on the input as it is and as
+// the event line the recorder makes of it (mostly U+FFFD and escapes).
+func FuzzValidUTF8(f *testing.F) {
+	f.Add([]byte("plain ascii text, longer than a word"))
+	f.Add([]byte("\xef\xbf\xbd\xef\xbf\xbdA\xef\xbf"))
+	f.Add([]byte("\xed\xa0\x80 \xf4\x90\x80\x80 \xc0\x80 \xe0\x80\xaf"))
+	f.Add([]byte("12345678\xef\xbf\xbd\xff"))
+	f.Fuzz(func(t *testing.T, in []byte) {
+		if got, want := validUTF8(in), utf8.Valid(in); got != want {
+			t.Fatalf("validUTF8(%q) = %v, utf8.Valid says %v", in, got, want)
+		}
+		var d utf8Decoder
+		line := appendEventLine(nil, time.Second, 'o', in, &d, true)
+		if !validUTF8(line) || !utf8.Valid(line) {
+			t.Fatalf("event line %q of %q: validUTF8 %v, utf8.Valid %v", line, in, validUTF8(line), utf8.Valid(line))
 		}
 	})
 }

@@ -13,18 +13,20 @@ import (
 	"io"
 	"os"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 )
 
-// results maps a benchmark name (without the -N GOMAXPROCS suffix) to its
-// metrics by unit.
-type results map[string]map[string]float64
+// results maps a benchmark name (without the -N GOMAXPROCS suffix and the
+// #NN that go test gives a repeated sub-benchmark) to its metrics by unit,
+// one value per run.
+type results map[string]map[string][]float64
 
-var lineRE = regexp.MustCompile(`^(Benchmark\S+?)(?:-\d+)?\s+\d+\s+(.*)$`)
+var lineRE = regexp.MustCompile(`^(Benchmark\S+?)(?:#\d+)?(?:-\d+)?\s+\d+\s+(.*)$`)
 
-// parse reads benchmark lines; a benchmark that appears twice keeps its
-// last figures.
+// parse reads benchmark lines; a benchmark that appears more than once (the
+// rounds of BENCH_ROUNDS, or -count) keeps the figures of every run.
 func parse(r io.Reader, res results) error {
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 1<<20), 1<<20)
@@ -34,24 +36,38 @@ func parse(r io.Reader, res results) error {
 			continue
 		}
 		f := strings.Fields(m[2])
-		metrics := map[string]float64{}
+		metrics := res[m[1]]
+		if metrics == nil {
+			metrics = map[string][]float64{}
+			res[m[1]] = metrics
+		}
 		for i := 0; i+1 < len(f); i += 2 {
 			v, err := strconv.ParseFloat(f[i], 64)
 			if err != nil {
 				break
 			}
-			metrics[f[i+1]] = v
+			metrics[f[i+1]] = append(metrics[f[i+1]], v)
 		}
-		res[m[1]] = metrics
 	}
 	return sc.Err()
 }
 
-// get returns a metric and whether it is there.
+// get returns a metric, the median of its runs (the mean of the middle two
+// for an even count), and whether it is there.
 func (r results) get(name, unit string) (float64, bool) {
-	v, ok := r[name][unit]
-	return v, ok
+	vs := slices.Clone(r[name][unit])
+	if len(vs) == 0 {
+		return 0, false
+	}
+	slices.Sort(vs)
+	if n := len(vs); n%2 == 0 {
+		return (vs[n/2-1] + vs[n/2]) / 2, true
+	}
+	return vs[len(vs)/2], true
 }
+
+// runs returns how many runs a metric has.
+func (r results) runs(name, unit string) int { return len(r[name][unit]) }
 
 // row is one line of the table: a figure for each side and a verdict.
 type row struct {
@@ -93,8 +109,16 @@ func table(r results) []row {
 		nm, okN := r.get(t+"bastion-nomask"+src.suffix, "stream-MB/s")
 		o, okO := r.get(t+"openssh"+src.suffix, "stream-MB/s")
 		p, okP := r.get(t+"proxyjump"+src.suffix, "stream-MB/s")
-		rows = append(rows, row{"throughput, BENCH_BYTES of " + src.name + ", recording and masking on (MB/s)",
-			num(b, okB, "%.1f") + " (masking off: " + num(nm, okN, "%.1f") + ")", num(o, okO, "%.1f"), num(p, okP, "%.1f"),
+		ratio := "-"
+		if okB && okP && p > 0 {
+			ratio = fmt.Sprintf("%.2f", b/p)
+		}
+		what := "throughput, BENCH_BYTES of " + src.name + ", recording and masking on (MB/s)"
+		if n := r.runs(t+"bastion"+src.suffix, "stream-MB/s"); n > 1 {
+			what += fmt.Sprintf(", median of %d runs", n)
+		}
+		rows = append(rows, row{what,
+			num(b, okB, "%.1f") + " (masking off: " + num(nm, okN, "%.1f") + "; " + ratio + "× ProxyJump)", num(o, okO, "%.1f"), num(p, okP, "%.1f"),
 			verdict("≥ 0.8× ProxyJump", okB && okP, okB && okP && b >= 0.8*p)})
 	}
 	const k = "BenchmarkKeystroke/"
