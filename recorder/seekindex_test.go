@@ -198,3 +198,16 @@ func BenchmarkIndexChunk(b *testing.B) {
 		})
 	}
 }
+
+// FuzzLastNewline holds lastNewline to bytes.LastIndexByte.
+func FuzzLastNewline(f *testing.F) {
+	f.Add([]byte("[1,\"o\",\"a\"]\n[2,\"o\",\"\\u0000\\u0000\\u0000\\u0000\"]\n"))
+	f.Add([]byte("no newline at all, longer than a word"))
+	f.Add([]byte("\n"))
+	f.Add([]byte{})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if got, want := lastNewline(b), bytes.LastIndexByte(b, '\n'); got != want {
+			t.Fatalf("lastNewline(%q) = %d, want %d", b, got, want)
+		}
+	})
+}

@@ -132,6 +132,14 @@ func validUTF8(p []byte) bool {
 	const highs = 0x8080808080808080
 	i := 0
 	for i < len(p) {
+		// ASCII (text, escapes, zeros) 32 bytes at a time.
+		for i+32 <= len(p) && (binary.LittleEndian.Uint64(p[i:])|binary.LittleEndian.Uint64(p[i+8:])|
+			binary.LittleEndian.Uint64(p[i+16:])|binary.LittleEndian.Uint64(p[i+24:]))&highs == 0 {
+			i += 32
+		}
+		if i == len(p) {
+			break
+		}
 		if i+8 <= len(p) {
 			x := binary.LittleEndian.Uint64(p[i:]) & highs
 			if x == 0 {

@@ -178,6 +178,7 @@ func FuzzValidUTF8(f *testing.F) {
 	f.Add([]byte("\xef\xbf\xbd\xef\xbf\xbdA\xef\xbf"))
 	f.Add([]byte("\xed\xa0\x80 \xf4\x90\x80\x80 \xc0\x80 \xe0\x80\xaf"))
 	f.Add([]byte("12345678\xef\xbf\xbd\xff"))
+	f.Add([]byte(strings.Repeat("32 bytes of ASCII, a whole word ", 2)))
 	f.Fuzz(func(t *testing.T, in []byte) {
 		if got, want := validUTF8(in), utf8.Valid(in); got != want {
 			t.Fatalf("validUTF8(%q) = %v, utf8.Valid says %v", in, got, want)
