@@ -47,7 +47,7 @@ const (
 	pieceBytes = 1 << 20
 	// maxPreparing is how many pieces of one session are prepared at
 	// once, on other cores, while the flusher encodes the next.
-	maxPreparing = 2
+	maxPreparing = 1
 	// maxBatchStored bounds the stored bytes of one append (a commit, two
 	// fsyncs): it bounds what a fast session holds in memory (the batch
 	// being prepared and the one being committed). Text and zeros

@@ -122,18 +122,19 @@ func IndexChunk(seq uint64, plain []byte) (ChunkInfo, error) {
 	// checking each against the patterns: this runs on every append, so
 	// it must cost little next to zstd.
 	for i := 0; ; {
-		// Look for the "1b" of \u001b: '\' and '0' fill the event lines
-		// of zeros and of binary output, so a search for the whole escape
-		// would stop at every byte; '1' next to 'b' is rare everywhere.
-		j := bytes.Index(plain[i:], jsonESC[4:])
+		// Look for the 'b' of \u001b: '\', 'u' and '0' fill the event
+		// lines of zeros and of binary output, and '1' log text (times,
+		// counters), so a search for any of them stops every few bytes;
+		// 'b' is rare in all of them, and IndexByte is the fastest search.
+		j := bytes.IndexByte(plain[i:], 'b')
 		if j < 0 {
 			break
 		}
-		if i+j < 4 || !bytes.Equal(plain[i+j-4:i+j], jsonESC[:4]) {
-			i += j + 2
+		if i+j < len(jsonESC)-1 || !bytes.Equal(plain[i+j-(len(jsonESC)-1):i+j], jsonESC[:len(jsonESC)-1]) {
+			i += j + 1
 			continue
 		}
-		i += j - 4
+		i += j - (len(jsonESC) - 1)
 		// Every pattern goes on with "[H", "[1;1H", "[2J" or "c": most
 		// escapes (colours: "[32m") are passed over on two bytes.
 		if n := i + len(jsonESC); n+1 >= len(plain) || !(plain[n] == 'c' || plain[n] == '[' && (plain[n+1] == 'H' || plain[n+1] == '1' || plain[n+1] == '2')) {
@@ -167,7 +168,7 @@ func keyframeAt(plain []byte, i int) (lineStart int, t float64, ok bool) {
 	if slashes%2 == 1 {
 		return 0, 0, false
 	}
-	ls := bytes.LastIndexByte(plain[:i], '\n') + 1
+	ls := lastNewline(plain[:i]) + 1
 	le := bytes.IndexByte(plain[i:], '\n')
 	if le < 0 {
 		le = len(plain) - i

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"strings"
 	"testing"
 	"time"
@@ -166,8 +167,9 @@ func TestChunkIndexDamagedChunk(t *testing.T) {
 // BenchmarkIndexChunk is the seek index's cost on the write path: one
 // second of output (about 55 KB of event lines, as the recorder flushes
 // it), which AppendChunk indexes before compressing. logs are busy coloured
-// log lines (two escapes a line); nul is NUL bytes, each spelt \u0000, the
-// worst case for a search for \u001b.
+// log lines (two escapes a line), plain-logs the same without colour; nul
+// is NUL bytes, each spelt \u0000, the worst case for a search for \u001b;
+// random is binary output.
 func BenchmarkIndexChunk(b *testing.B) {
 	logs := func(i int) string {
 		var sb strings.Builder
@@ -176,11 +178,26 @@ func BenchmarkIndexChunk(b *testing.B) {
 		}
 		return sb.String()
 	}
+	plain := func(i int) string {
+		var sb strings.Builder
+		for sb.Len() < 4<<10 {
+			fmt.Fprintf(&sb, "2026-12-01T09:00:00.%03dZ INFO served path=/api/v1/items client=10.1.%d.7 req=%08x status=200 bytes=5100 dur=12ms\r\n", i, i, sb.Len())
+		}
+		return sb.String()
+	}
 	nul := func(int) string { return strings.Repeat("\x00", 4<<10) }
+	random := func(i int) string {
+		rng := rand.New(rand.NewPCG(uint64(i), 1))
+		b := make([]byte, 4<<10)
+		for k := range b {
+			b[k] = byte(rng.Uint32())
+		}
+		return string(b)
+	}
 	for _, c := range []struct {
 		name string
 		data func(int) string
-	}{{"logs", logs}, {"nul", nul}} {
+	}{{"logs", logs}, {"plain-logs", plain}, {"nul", nul}, {"random", random}} {
 		b.Run(c.name, func(b *testing.B) {
 			var buf bytes.Buffer
 			for i := range 14 {
@@ -208,6 +225,51 @@ func FuzzLastNewline(f *testing.F) {
 	f.Fuzz(func(t *testing.T, b []byte) {
 		if got, want := lastNewline(b), bytes.LastIndexByte(b, '\n'); got != want {
 			t.Fatalf("lastNewline(%q) = %d, want %d", b, got, want)
+		}
+	})
+}
+
+// FuzzIndexChunk holds IndexChunk's keyframe search (a skip to each 'b',
+// then a filter on the bytes after the escape) to the plain one: every
+// \u001b, every pattern, the last match wins.
+func FuzzIndexChunk(f *testing.F) {
+	f.Add([]byte("ls\r\n\x1b[H\x1b[2Jtop\x1b[32mok\x1b[0m"), []byte("\x00\x1bc"), uint8(3))
+	f.Add([]byte("\\u001b[2J \x1b[1;1H\x1b[J"), []byte("b\x1b[2J\x1b[H"), uint8(0))
+	f.Fuzz(func(t *testing.T, a, b []byte, n uint8) {
+		var d utf8Decoder
+		var lines []byte
+		for k, p := range [][]byte{a, b, a[:len(a)/2]} {
+			typ := byte('o')
+			if int(n)%3 == k {
+				typ = 'i'
+			}
+			lines = appendEventLine(lines, time.Duration(k)*time.Second, typ, p, &d, k == 2)
+		}
+		if len(lines) == 0 {
+			return
+		}
+		got, err := IndexChunk(1, lines)
+		if err != nil {
+			t.Fatalf("IndexChunk of the recorder's own lines %q: %v", lines, err)
+		}
+		wantKey, wantTime := -1, 0.0
+		for i := 0; ; i++ {
+			j := bytes.Index(lines[i:], jsonESC)
+			if j < 0 {
+				break
+			}
+			i += j
+			for _, pat := range keyframePatterns {
+				if bytes.HasPrefix(lines[i:], pat) {
+					if ls, lt, ok := keyframeAt(lines, i); ok {
+						wantKey, wantTime = ls, lt
+					}
+					break
+				}
+			}
+		}
+		if got.Keyframe != wantKey || (wantKey >= 0 && got.KeyTime != wantTime) {
+			t.Fatalf("keyframe of %q: got %d at %v, want %d at %v", lines, got.Keyframe, got.KeyTime, wantKey, wantTime)
 		}
 	})
 }
