@@ -110,7 +110,7 @@ func TestAuditVerifyChecksRecordingDigests(t *testing.T) {
 	// Replace the chunk with another recording of the same length.
 	err = st.db.Update(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketEvents).Bucket([]byte("s1"))
-		return b.Put(u64key(1), st.enc.EncodeAll([]byte("[0.1,\"o\",\"HELLO\"]\n"), nil))
+		return b.Put(u64key(1), st.codec.encode([]byte("[0.1,\"o\",\"HELLO\"]\n")))
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -14,7 +14,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/klauspost/compress/zstd"
 	bolt "go.etcd.io/bbolt"
 	bolterrors "go.etcd.io/bbolt/errors"
 )
@@ -24,7 +23,7 @@ import (
 var (
 	bucketMeta     = []byte("meta")     // "schema" → schemaVersion
 	bucketSessions = []byte("sessions") // id → JSON SessionMeta
-	bucketEvents   = []byte("events")   // id → bucket: seq → zstd chunk of event lines
+	bucketEvents   = []byte("events")   // id → bucket: seq → compressed chunk of event lines (chunkcodec.go)
 	bucketCerts    = []byte("certs")    // serial → JSON CertRecord; the bucket sequence is the last serial
 	bucketRevoked  = []byte("revoked")  // sub-buckets below
 	bucketRevSer   = []byte("serial")   // serial → JSON Revocation
@@ -68,17 +67,13 @@ type BoltOptions struct {
 // the file, so the running server is its only writer; other processes talk
 // to the server through its admin socket.
 //
-// Chunks are compressed with zstd (klauspost/compress, well maintained):
-// it compresses terminal text and JSON escapes several times over. The
-// fastest level, since the recorder must keep up with the session: on
-// service logs it compresses as well as the default level (0.144 of the
-// size against 0.1445) at 1.7 times the speed, and the default level's
-// 150 MB/s per core on such text was the session's limit.
+// Chunks are compressed (chunkcodec.go: S2 streams, and zstd frames from
+// stores written before and for output that does not compress), by
+// klauspost/compress, which is well maintained and has assembly for both.
 type BoltStore struct {
 	db   *bolt.DB
 	path string
-	enc  *zstd.Encoder
-	dec  *zstd.Decoder
+	codec *chunkCodec
 
 	// mu is held shared by every operation and exclusively by Close, so a
 	// recorder still writing after shutdown gets ErrStoreClosed instead of
@@ -148,13 +143,9 @@ func OpenBolt(path string, opts BoltOptions) (*BoltStore, error) {
 			return nil, errors.Join(fmt.Errorf("open store %s: %w", path, err), db.Close())
 		}
 	}
-	s.enc, err = zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedFastest))
+	s.codec, err = newChunkCodec()
 	if err != nil {
-		return nil, errors.Join(fmt.Errorf("open store %s: zstd encoder: %w", path, err), db.Close())
-	}
-	s.dec, err = zstd.NewReader(nil, zstd.WithDecoderMaxMemory(maxDecodedChunk))
-	if err != nil {
-		return nil, errors.Join(fmt.Errorf("open store %s: zstd decoder: %w", path, err), s.enc.Close(), db.Close())
+		return nil, errors.Join(fmt.Errorf("open store %s: %w", path, err), db.Close())
 	}
 	return s, nil
 }
@@ -209,8 +200,8 @@ func (s *BoltStore) Close() error {
 		return nil
 	}
 	s.closed = true
-	s.dec.Close()
-	return errors.Join(s.enc.Close(), s.db.Close())
+	s.codec.close()
+	return s.db.Close()
 }
 
 func u64key(v uint64) []byte { return binary.BigEndian.AppendUint64(nil, v) }
@@ -299,7 +290,7 @@ var errInvalidUTF8 = errors.New("chunk is not valid UTF-8")
 // PreparedChunk is complete event lines in a store's stored form: checked,
 // compressed and indexed by PrepareChunk, written by AppendPrepared.
 type PreparedChunk struct {
-	stored []byte    // a zstd frame (chunkcodec.go)
+	stored []byte    // an S2 stream or a zstd frame (chunkcodec.go)
 	info   ChunkInfo // seek index entry, Seq filled in on append; Bytes < 0: none
 }
 
@@ -328,7 +319,7 @@ func (s *BoltStore) PrepareChunk(events []byte) (PreparedChunk, error) {
 	if err != nil {
 		info.Bytes = -1 // no entry: ChunkIndex rebuilds it and reports the damage
 	}
-	return PreparedChunk{stored: compressPiece(s.enc, events), info: info}, nil
+	return PreparedChunk{stored: s.codec.encode(events), info: info}, nil
 }
 
 // AppendChunk stores events as the next chunks of the session: it cuts them
@@ -582,7 +573,7 @@ func (s *BoltStore) WriteRecording(ctx context.Context, id string, w io.Writer) 
 			return nil
 		}
 		for i, z := range page {
-			plain, err = s.dec.DecodeAll(z, plain[:0])
+			plain, err = s.codec.decode(z, plain[:0])
 			if err != nil {
 				return fmt.Errorf("write recording %s: chunk %d of page ending %d is damaged: %w", id, i, last, err)
 			}

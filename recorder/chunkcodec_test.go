@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/klauspost/compress/s2"
 	"github.com/klauspost/compress/zstd"
 )
 
@@ -40,17 +41,12 @@ func TestRawFrameDecodesWithZstd(t *testing.T) {
 	}
 }
 
-func TestCompressPieceChoosesRawForBinaryOutput(t *testing.T) {
-	enc, err := zstd.NewWriter(nil)
+func TestChunkCodec(t *testing.T) {
+	c, err := newChunkCodec()
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer enc.Close()
-	dec, err := zstd.NewReader(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer dec.Close()
+	defer c.close()
 	random := make([]byte, 1<<20)
 	_, _ = rand.Read(random)
 	var d utf8Decoder
@@ -59,25 +55,79 @@ func TestCompressPieceChoosesRawForBinaryOutput(t *testing.T) {
 		piece   []byte
 		wantRaw bool
 	}{
-		{"terminal text", []byte(strings.Repeat(`[1.5,"o","$ ls -l\r\ntotal 12\r\n-rw-r--r-- 1 alice staff 5123 Dec  1 14:16 notes.txt\r\n"]`+"\n", 4000)), false},
+		{"terminal text", []byte(strings.Repeat(`[1.5,"o","$ ls -l\r\ntotal 12\r\n-rw-r--r-- 1 alice staff 5123 Dec  1 14:16 notes.txt\r\n"]`+"\n", 40000)), false},
 		{"zeros", appendEventLine(nil, 0, 'o', make([]byte, 1<<20), &d, false), false},
 		{"binary output", appendEventLine(nil, 0, 'o', random, &d, false), true},
 		{"small binary piece", appendEventLine(nil, 0, 'o', random[:1000], &d, false), false},
+		{"one line", []byte(`[1,"o","x"]` + "\n"), false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			stored := compressPiece(enc, tt.piece)
-			// A raw frame is the piece plus a few bytes of headers.
-			if raw := len(stored) > len(tt.piece); raw != tt.wantRaw {
-				t.Fatalf("stored %d bytes for %d: raw = %v, want %v", len(stored), len(tt.piece), raw, tt.wantRaw)
+			stored := c.encode(tt.piece)
+			if raw := bytes.HasPrefix(stored, []byte{0x28, 0xB5, 0x2F, 0xFD}); raw != tt.wantRaw {
+				t.Fatalf("stored %d bytes for %d: a raw zstd frame = %v, want %v", len(stored), len(tt.piece), raw, tt.wantRaw)
 			}
-			got, err := dec.DecodeAll(stored, nil)
+			if !tt.wantRaw && !bytes.HasPrefix(stored, s2Magic) {
+				t.Fatalf("stored %d bytes for %d: not an S2 stream", len(stored), len(tt.piece))
+			}
+			got, err := c.decode(stored, []byte("kept"))
 			if err != nil {
 				t.Fatal(err)
 			}
-			if !bytes.Equal(got, tt.piece) {
-				t.Fatal("stored piece decodes to other bytes")
+			if !bytes.HasPrefix(got, []byte("kept")) || !bytes.Equal(got[4:], tt.piece) {
+				t.Fatal("stored piece decodes to other bytes, or dst was not kept")
+			}
+			// Damage anywhere is found: each format checks its content.
+			damaged := bytes.Clone(stored)
+			damaged[len(damaged)/2] ^= 0x10
+			if _, err := c.decode(damaged, nil); err == nil {
+				t.Fatal("a damaged chunk decodes without error")
 			}
 		})
+	}
+}
+
+// TestChunkCodecReadsZstd: chunks that stores wrote before S2 (zstd frames,
+// one or more) read as before.
+func TestChunkCodecReadsZstd(t *testing.T) {
+	c, err := newChunkCodec()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.close()
+	enc, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedFastest))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer enc.Close()
+	a, b := []byte(strings.Repeat(`[1,"o","hello"]`+"\n", 9000)), []byte(`[2,"o","world"]`+"\n")
+	stored := enc.EncodeAll(b, enc.EncodeAll(a, nil))
+	got, err := c.decode(stored, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := append(bytes.Clone(a), b...); !bytes.Equal(got, want) {
+		t.Fatalf("two zstd frames decode to %d bytes, want %d", len(got), len(want))
+	}
+}
+
+// TestChunkCodecBound: an S2 chunk that decodes to more than maxDecodedChunk
+// (damage, or a store not written by us) is refused, not inflated.
+func TestChunkCodecBound(t *testing.T) {
+	c, err := newChunkCodec()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.close()
+	var big bytes.Buffer
+	w := s2.NewWriter(&big)
+	if _, err := w.Write(make([]byte, maxDecodedChunk+1)); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.decode(big.Bytes(), nil); err == nil || !strings.Contains(err.Error(), "more than") {
+		t.Fatalf("decode of %d bytes compressed from %d: err = %v, want a refusal", big.Len(), maxDecodedChunk+1, err)
 	}
 }

@@ -16,7 +16,6 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/klauspost/compress/zstd"
 )
 
 // spyStore is a real store that reports every append and can be told to
@@ -50,7 +49,7 @@ func (s *spyStore) AppendPrepared(ctx context.Context, id string, chunks []Prepa
 	}
 	var events []byte
 	for _, c := range chunks {
-		plain, derr := zstdDecoder.DecodeAll(c.stored, nil)
+		plain, derr := spyCodec.decode(c.stored, nil)
 		if derr != nil {
 			panic(fmt.Sprintf("spy store: a prepared chunk does not decode: %v", derr))
 		}
@@ -60,13 +59,13 @@ func (s *spyStore) AppendPrepared(ctx context.Context, id string, chunks []Prepa
 	return err
 }
 
-// zstdDecoder reads prepared chunks back for the spy.
-var zstdDecoder = func() *zstd.Decoder {
-	d, err := zstd.NewReader(nil)
+// spyCodec reads prepared chunks back for the spy.
+var spyCodec = func() *chunkCodec {
+	c, err := newChunkCodec()
 	if err != nil {
 		panic(err)
 	}
-	return d
+	return c
 }()
 
 func (s *spyStore) appendCalls() int {

@@ -366,7 +366,7 @@ func (s *BoltStore) readChunk(id string, seq uint64) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	plain, err := s.dec.DecodeAll(z, nil)
+	plain, err := s.codec.decode(z, nil)
 	if err != nil {
 		return nil, fmt.Errorf("chunk %d of session %s is damaged: %w", seq, id, err)
 	}
