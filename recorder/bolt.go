@@ -71,8 +71,8 @@ type BoltOptions struct {
 // stores written before and for output that does not compress), by
 // klauspost/compress, which is well maintained and has assembly for both.
 type BoltStore struct {
-	db   *bolt.DB
-	path string
+	db    *bolt.DB
+	path  string
 	codec *chunkCodec
 
 	// mu is held shared by every operation and exclusively by Close, so a

@@ -11,10 +11,12 @@
 //  2. For each session channel it calls [NewRecorder], which writes the
 //     session row ([Store.CreateSession]) and starts a flusher goroutine.
 //  3. The stream goroutines call [Recorder.Output], [Recorder.Input],
-//     [Recorder.Resize] and [Recorder.Marker]. These only encode into memory;
-//     the flusher appends the buffered lines as one compressed chunk
-//     ([Store.AppendChunk]) at least every flush interval, so a crash loses
-//     at most one interval.
+//     [Recorder.Resize] and [Recorder.Marker]. These only copy into memory;
+//     the flusher encodes the buffered events into event lines, has the
+//     store check, compress and index each megabyte of them as it is
+//     encoded ([Store.PrepareChunk]), and appends them in one commit
+//     ([Store.AppendPrepared], shared with other sessions: groupcommit.go)
+//     at least every flush interval, so a crash loses at most one interval.
 //  4. If an append fails, [Recorder.Failed] is closed so the session can be
 //     ended (recording.on_failure: terminate): an unrecorded session must not
 //     go on silently.

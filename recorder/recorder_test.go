@@ -15,7 +15,6 @@ import (
 	"testing"
 	"time"
 	"unicode/utf8"
-
 )
 
 // spyStore is a real store that reports every append and can be told to
