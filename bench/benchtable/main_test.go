@@ -46,8 +46,8 @@ not a benchmark line 1 2 3
 		"throughput, BENCH_BYTES of zeros":  "≥ 0.8× ProxyJump: not met",
 		"throughput, BENCH_BYTES of random": "≥ 0.8× ProxyJump: not measured",
 		"throughput, BENCH_BYTES of log text, recording and masking on (MB/s), median of 3 runs": "≥ 0.8× ProxyJump: met",
-		"memory per idle":                   "< 200 KiB: met",
-		"churn":                             "0 failures: not measured",
+		"memory per idle": "< 200 KiB: met",
+		"churn":           "0 failures: not measured",
 	}
 	for prefix, goal := range want {
 		found := false
