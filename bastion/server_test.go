@@ -208,3 +208,20 @@ func TestEnvAllowed(t *testing.T) {
 		}
 	}
 }
+
+func TestDigestTimeout(t *testing.T) {
+	for _, tt := range []struct {
+		n    int64
+		want time.Duration
+	}{
+		{-1, time.Minute},
+		{0, time.Minute},
+		{16 << 20, time.Minute + time.Second},
+		{1 << 30, time.Minute + 64*time.Second},
+		{10 << 30, time.Minute + 640*time.Second},
+	} {
+		if got := digestTimeout(tt.n); got != tt.want {
+			t.Errorf("digestTimeout(%d) = %v, want %v", tt.n, got, tt.want)
+		}
+	}
+}

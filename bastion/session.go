@@ -561,8 +561,16 @@ func (st *session) auditEnd(res exitResult, counts map[string]int64, stop record
 	for k, v := range counts {
 		detail["masked."+k] = fmt.Sprint(v)
 	}
+	m, err := st.srv.store.Session(ctx, st.rec.ID())
+	if err == nil {
+		detail["bytes_out"], detail["bytes_in"] = fmt.Sprint(m.BytesOut), fmt.Sprint(m.BytesIn)
+	}
+	// The digest reads the whole recording back: its deadline grows with
+	// the session's output, so that a long session still gets one.
+	dctx, dcancel := context.WithTimeout(context.Background(), digestTimeout(m.BytesOut+m.BytesIn))
+	defer dcancel()
 	h := sha256.New()
-	if err := st.srv.store.WriteRecording(ctx, st.rec.ID(), h); err != nil {
+	if err := st.srv.store.WriteRecording(dctx, st.rec.ID(), h); err != nil {
 		st.srv.log.Error("digest of the recording", "session", st.rec.ID(), "err", err)
 	} else {
 		detail[recorder.DetailRecordingDigest] = hex.EncodeToString(h.Sum(nil))
@@ -571,13 +579,16 @@ func (st *session) auditEnd(res exitResult, counts map[string]int64, stop record
 	if res.reason != "" {
 		outcome = recorder.OutcomeFailure
 	}
-	m, err := st.srv.store.Session(ctx, st.rec.ID())
-	if err == nil {
-		detail["bytes_out"], detail["bytes_in"] = fmt.Sprint(m.BytesOut), fmt.Sprint(m.BytesIn)
-	}
 	st.srv.auditAll(stop, recorder.AuditRecord{Type: "session.end", Outcome: outcome, Reason: res.reason, User: st.id.User,
 		Serial: st.id.Serial, Client: st.sess.RemoteAddr().String(), KeyFingerprint: st.id.KeyFingerprint,
 		Session: st.rec.ID(), Target: m.Target, Detail: detail})
+}
+
+// digestTimeout bounds the digest of a recording of n raw bytes: a minute,
+// plus a second for every 16 MB (a byte is up to six of JSON, hashed and
+// decoded at a few hundred MB/s on a busy small machine).
+func digestTimeout(n int64) time.Duration {
+	return time.Minute + time.Duration(max(n, 0)/(16<<20))*time.Second
 }
 
 // flushOutput emits what the maskers hold once a source has ended.

@@ -14,6 +14,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/bastion-dev/bastion/internal/vecstate"
 	bolt "go.etcd.io/bbolt"
 	bolterrors "go.etcd.io/bbolt/errors"
 )
@@ -577,6 +578,10 @@ func (s *BoltStore) WriteRecording(ctx context.Context, id string, w io.Writer) 
 			if err != nil {
 				return fmt.Errorf("write recording %s: chunk %d of page ending %d is damaged: %w", id, i, last, err)
 			}
+			// w is often a SHA-256 (the session's digest, audit verify):
+			// legacy-SSE code, slowed tenfold by a dirty upper vector
+			// state that the masker's AVX-512 code can leave (vecstate).
+			vecstate.Clear()
 			if _, err := w.Write(plain); err != nil {
 				return fmt.Errorf("write recording %s: %w", id, err)
 			}
