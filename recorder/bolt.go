@@ -32,7 +32,15 @@ var (
 	keySchema      = []byte("schema")
 )
 
-const schemaVersion = "1"
+// schemaVersion is the store layout this bastion writes. Version 2 stores
+// recording chunks as S2 streams (chunkcodec.go), which a bastion that
+// reads version 1 would report as damage; it reads version 1 stores (zstd
+// chunks) as they are, and marks them 2 when it opens them for writing, so
+// that an older bastion refuses the file with a clear message instead.
+const schemaVersion = "2"
+
+// readsSchema reports whether this bastion reads a store of version v.
+func readsSchema(v string) bool { return v == "1" || v == schemaVersion }
 
 const (
 	// DefaultOpenTimeout is how long OpenBolt waits for the file lock when
@@ -159,7 +167,7 @@ func (s *BoltStore) init(readOnly bool) error {
 		if b == nil {
 			return nil
 		}
-		if v := b.Get(keySchema); v != nil && string(v) != schemaVersion {
+		if v := b.Get(keySchema); v != nil && !readsSchema(string(v)) {
 			return fmt.Errorf("store %s has schema version %s; this bastion reads version %s: upgrade bastion", s.path, v, schemaVersion)
 		}
 		return nil

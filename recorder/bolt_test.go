@@ -14,6 +14,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	bolt "go.etcd.io/bbolt"
 )
 
 var t0 = time.Date(2025, 3, 1, 9, 0, 0, 0, time.UTC)
@@ -529,5 +531,51 @@ func TestAppendPreparedSharedCommit(t *testing.T) {
 		if got.String() != want.String() {
 			t.Errorf("%s recorded %q, want %q", id, got.String(), want.String())
 		}
+	}
+}
+
+// TestSchemaVersions: a version 1 store (zstd chunks) opens and is marked
+// version 2 once opened for writing, so that an older bastion refuses it;
+// a version this bastion does not know is refused with a message naming
+// the file and what to do.
+func TestSchemaVersions(t *testing.T) {
+	for _, tt := range []struct {
+		stored, after string
+		refused       bool
+	}{
+		{"1", "2", false},
+		{"2", "2", false},
+		{"3", "3", true},
+	} {
+		path := filepath.Join(t.TempDir(), "bastion.db")
+		s, err := OpenBolt(path, BoltOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := s.db.Update(func(tx *bolt.Tx) error { return tx.Bucket(bucketMeta).Put(keySchema, []byte(tt.stored)) }); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Close(); err != nil {
+			t.Fatal(err)
+		}
+		s, err = OpenBolt(path, BoltOptions{})
+		if tt.refused {
+			if err == nil || !strings.Contains(err.Error(), path) || !strings.Contains(err.Error(), "upgrade bastion") {
+				t.Errorf("version %s: open = %v, want a refusal naming %s", tt.stored, err, path)
+			}
+			if s != nil {
+				_ = s.Close()
+			}
+			continue
+		}
+		if err != nil {
+			t.Fatalf("version %s: %v", tt.stored, err)
+		}
+		var got string
+		_ = s.db.View(func(tx *bolt.Tx) error { got = string(tx.Bucket(bucketMeta).Get(keySchema)); return nil })
+		if got != tt.after {
+			t.Errorf("version %s after opening for writing: %s, want %s", tt.stored, got, tt.after)
+		}
+		_ = s.Close()
 	}
 }
