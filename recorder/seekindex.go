@@ -120,7 +120,7 @@ func IndexChunk(seq uint64, plain []byte) (ChunkInfo, error) {
 	}
 	// One pass over the escapes (ESC is spelt \u001b in an event line),
 	// checking each against the patterns: this runs on every append, so
-	// it must cost little next to zstd.
+	// it must cost little next to compression.
 	for i := 0; ; {
 		// Look for the 'b' of \u001b: '\', 'u' and '0' fill the event
 		// lines of zeros and of binary output, and '1' log text (times,
