@@ -321,6 +321,11 @@ func (s *BoltStore) PrepareChunk(events []byte) (PreparedChunk, error) {
 	if err := checkChunk(events); err != nil {
 		return PreparedChunk{}, fmt.Errorf("prepare chunk: %w", err)
 	}
+	if len(events) > maxDecodedChunk {
+		// The reader refuses such a chunk as damage: refuse it here,
+		// while the caller can still cut it (at line ends).
+		return PreparedChunk{}, fmt.Errorf("prepare chunk: %d bytes of event lines is larger than %d, the most one chunk may hold; cut them at line ends", len(events), maxDecodedChunk)
+	}
 	if !validUTF8(events) {
 		return PreparedChunk{}, fmt.Errorf("prepare chunk: %w", errInvalidUTF8)
 	}
@@ -333,7 +338,7 @@ func (s *BoltStore) PrepareChunk(events []byte) (PreparedChunk, error) {
 
 // AppendChunk stores events as the next chunks of the session: it cuts them
 // at line ends into pieces of at most storedChunkBytes (a single longer line
-// is stored whole), prepares the pieces in parallel (compression is most of
+// is stored whole, up to maxDecodedChunk), prepares the pieces in parallel (compression is most of
 // an append's CPU) and appends them in one commit.
 func (s *BoltStore) AppendChunk(ctx context.Context, id string, events []byte) error {
 	if err := checkChunk(events); err != nil {

@@ -579,3 +579,29 @@ func TestSchemaVersions(t *testing.T) {
 		_ = s.Close()
 	}
 }
+
+// TestAppendChunkTooLongToRead: a chunk that the reader would refuse as
+// larger than maxDecodedChunk (a single line too long to cut) is refused
+// when it is written, with nothing stored, instead of being stored and
+// then replaying as damage.
+func TestAppendChunkTooLongToRead(t *testing.T) {
+	s, _ := openTestStore(t)
+	ctx := t.Context()
+	if err := s.CreateSession(ctx, activeMeta("s1", "alice", "web-1", t0)); err != nil {
+		t.Fatal(err)
+	}
+	line := append(append([]byte(`[1,"o","`), bytes.Repeat([]byte("x"), maxDecodedChunk)...), "\"]\n"...)
+	if _, err := s.PrepareChunk(line); err == nil || !strings.Contains(err.Error(), "larger than") {
+		t.Errorf("PrepareChunk of a %d-byte line: err = %v, want a refusal", len(line), err)
+	}
+	if err := s.AppendChunk(ctx, "s1", line); err == nil || !strings.Contains(err.Error(), "larger than") {
+		t.Errorf("AppendChunk of a %d-byte line: err = %v, want a refusal", len(line), err)
+	}
+	var buf bytes.Buffer
+	if err := s.WriteRecording(ctx, "s1", &buf); err != nil {
+		t.Fatalf("the recording no longer reads: %v", err)
+	}
+	if lines := strings.Count(buf.String(), "\n"); lines != 1 {
+		t.Errorf("recording has %d lines after a refused append, want the header alone", lines)
+	}
+}
