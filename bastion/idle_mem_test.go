@@ -12,7 +12,6 @@ import (
 	"runtime/pprof"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -245,32 +244,7 @@ func TestIdleMemoryClients(t *testing.T) {
 	cfg := &gossh.ClientConfig{User: "alice", Auth: []gossh.AuthMethod{gossh.PublicKeys(cs)},
 		HostKeyCallback: gossh.FixedHostKey(host), Timeout: 10 * time.Second}
 
-	var (
-		mu      sync.Mutex
-		clients []*gossh.Client
-		wg      sync.WaitGroup
-		first   error
-	)
-	sem := make(chan struct{}, 8)
-	for i := range n {
-		wg.Add(1)
-		sem <- struct{}{}
-		go func() {
-			defer wg.Done()
-			defer func() { <-sem }()
-			c, err := testharness.OpenPTYSession(addr, cfg, "web-1 echo UP; exec sleep 3600", "UP")
-			mu.Lock()
-			defer mu.Unlock()
-			if err != nil {
-				if first == nil {
-					first = fmt.Errorf("session %d: %w", i, err)
-				}
-				return
-			}
-			clients = append(clients, c)
-		}()
-	}
-	wg.Wait()
+	clients, _, first := testharness.OpenPTYSessions(addr, cfg, "web-1 echo UP; exec sleep 3600", "UP", n, 8)
 	if first != nil {
 		fmt.Printf("FAIL %v\n", first)
 	} else {

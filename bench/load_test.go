@@ -284,41 +284,16 @@ func (w *world) goClientConfig(b *testing.B, userName, keyFile, certFile, knownH
 // fails half way.
 func openIdle(b *testing.B, addr string, cfg *ssh.ClientConfig, n int, cmd string) func() {
 	b.Helper()
-	var (
-		mu    sync.Mutex
-		conns []*ssh.Client
-		errs  []error
-		wg    sync.WaitGroup
-	)
+	conns, failed, err := testharness.OpenPTYSessions(addr, cfg, cmd, "UP", n, 8)
 	closeAll := func() {
-		mu.Lock()
-		defer mu.Unlock()
 		for _, c := range conns {
 			_ = c.Close()
 		}
 		conns = nil
 	}
 	b.Cleanup(closeAll)
-	sem := make(chan struct{}, 8)
-	for i := range n {
-		wg.Add(1)
-		sem <- struct{}{}
-		go func() {
-			defer wg.Done()
-			defer func() { <-sem }()
-			c, err := testharness.OpenPTYSession(addr, cfg, cmd, "UP")
-			mu.Lock()
-			defer mu.Unlock()
-			if err != nil {
-				errs = append(errs, fmt.Errorf("session %d: %w", i, err))
-				return
-			}
-			conns = append(conns, c)
-		}()
-	}
-	wg.Wait()
-	if len(errs) > 0 {
-		b.Fatalf("%d of %d sessions failed to open; first: %v", len(errs), n, errs[0])
+	if err != nil {
+		b.Fatalf("%d of %d sessions failed to open; first: %v", failed, n, err)
 	}
 	// Let the servers settle (allocations after the first output) before
 	// the caller reads memory.

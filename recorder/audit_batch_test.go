@@ -45,6 +45,24 @@ func waitQueued(t *testing.T, st *BoltStore, n int) {
 	}
 }
 
+// observeAudit subscribes to st's audit records until the test ends and
+// returns a function that gives f of each record seen so far, in order.
+func observeAudit[T any](t *testing.T, st *BoltStore, f func(AuditRecord) T) func() []T {
+	var mu sync.Mutex
+	var seen []T
+	stop := st.OnAudit(func(r AuditRecord) {
+		mu.Lock()
+		seen = append(seen, f(r))
+		mu.Unlock()
+	})
+	t.Cleanup(stop)
+	return func() []T {
+		mu.Lock()
+		defer mu.Unlock()
+		return slices.Clone(seen)
+	}
+}
+
 // waitCommitting waits until a commit runs.
 func waitCommitting(st *BoltStore) {
 	for {
@@ -85,14 +103,7 @@ func TestAuditGroupCommitSharesCommits(t *testing.T) {
 	st := batchStore(t)
 	const callers = 16
 	sizes := holdFirstCommit(t, st, callers, nil)
-	var mu sync.Mutex
-	var observed []uint64
-	stop := st.OnAudit(func(r AuditRecord) {
-		mu.Lock()
-		observed = append(observed, r.Seq)
-		mu.Unlock()
-	})
-	defer stop()
+	observed := observeAudit(t, st, func(r AuditRecord) uint64 { return r.Seq })
 
 	ctx := context.Background()
 	first := make(chan error)
@@ -151,15 +162,14 @@ func TestAuditGroupCommitSharesCommits(t *testing.T) {
 			t.Fatalf("index for %s: %v %v, want %d and %d", user, seqs(got), err, out[1].Seq, out[0].Seq)
 		}
 	}
-	mu.Lock()
-	defer mu.Unlock()
-	for i, s := range observed {
+	seen := observed()
+	for i, s := range seen {
 		if s != uint64(i+1) {
-			t.Fatalf("observers saw %v: not every record once in chain order", observed)
+			t.Fatalf("observers saw %v: not every record once in chain order", seen)
 		}
 	}
-	if len(observed) != 1+2*callers {
-		t.Fatalf("observers saw %d records, want %d", len(observed), 1+2*callers)
+	if len(seen) != 1+2*callers {
+		t.Fatalf("observers saw %d records, want %d", len(seen), 1+2*callers)
 	}
 }
 
@@ -218,14 +228,7 @@ func TestAuditGroupCommitFailureFailsEveryCaller(t *testing.T) {
 		}
 		return nil
 	})
-	var observed []string
-	var mu sync.Mutex
-	stop := st.OnAudit(func(r AuditRecord) {
-		mu.Lock()
-		observed = append(observed, r.Type)
-		mu.Unlock()
-	})
-	defer stop()
+	observed := observeAudit(t, st, func(r AuditRecord) string { return r.Type })
 	ctx := context.Background()
 	first := make(chan error)
 	go func() {
@@ -271,11 +274,9 @@ func TestAuditGroupCommitFailureFailsEveryCaller(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	mu.Lock()
-	if !slices.Equal(observed, []string{"first"}) {
-		t.Fatalf("observers saw %v, want only the committed record", observed)
+	if seen := observed(); !slices.Equal(seen, []string{"first"}) {
+		t.Fatalf("observers saw %v, want only the committed record", seen)
 	}
-	mu.Unlock()
 	st.audit.beforeCommit = nil
 	r, err := st.AppendAudit(ctx, AuditRecord{Type: "after", Outcome: OutcomeSuccess})
 	if err != nil || r.Seq != 2 {

@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -213,4 +214,34 @@ func OpenPTYSession(addr string, cfg *ssh.ClientConfig, cmd, want string) (*ssh.
 		return nil, fmt.Errorf("no %s from %q: %q, %v", want, cmd, line, err)
 	}
 	return c, nil
+}
+
+// OpenPTYSessions opens n sessions as OpenPTYSession does, parallel at a
+// time, and returns those that opened. failed counts the others, and err
+// is the first of their errors, naming its session.
+func OpenPTYSessions(addr string, cfg *ssh.ClientConfig, cmd, want string, n, parallel int) (clients []*ssh.Client, failed int, err error) {
+	var (
+		mu  sync.Mutex
+		wg  sync.WaitGroup
+		sem = make(chan struct{}, max(parallel, 1))
+	)
+	for i := range n {
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			c, cerr := OpenPTYSession(addr, cfg, cmd, want)
+			mu.Lock()
+			defer mu.Unlock()
+			if cerr != nil {
+				failed++
+				if err == nil {
+					err = fmt.Errorf("session %d: %w", i, cerr)
+				}
+				return
+			}
+			clients = append(clients, c)
+		})
+	}
+	wg.Wait()
+	return clients, failed, err
 }
