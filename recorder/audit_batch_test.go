@@ -63,6 +63,18 @@ func observeAudit[T any](t *testing.T, st *BoltStore, f func(AuditRecord) T) fun
 	}
 }
 
+// appendFirst starts appending a record "first" and returns once its commit
+// runs; the channel gets the append's error.
+func appendFirst(ctx context.Context, st *BoltStore) <-chan error {
+	first := make(chan error, 1)
+	go func() {
+		_, err := st.AppendAudit(ctx, AuditRecord{Type: "first", Outcome: OutcomeSuccess})
+		first <- err
+	}()
+	waitCommitting(st)
+	return first
+}
+
 // waitCommitting waits until a commit runs.
 func waitCommitting(st *BoltStore) {
 	for {
@@ -106,12 +118,7 @@ func TestAuditGroupCommitSharesCommits(t *testing.T) {
 	observed := observeAudit(t, st, func(r AuditRecord) uint64 { return r.Seq })
 
 	ctx := context.Background()
-	first := make(chan error)
-	go func() {
-		_, err := st.AppendAudit(ctx, AuditRecord{Type: "first", Outcome: OutcomeSuccess})
-		first <- err
-	}()
-	waitCommitting(st) // the first call leads at once
+	first := appendFirst(ctx, st) // it leads at once, and its commit runs
 	results := make([][]AuditRecord, callers)
 	var wg sync.WaitGroup
 	for k := range callers {
@@ -230,12 +237,7 @@ func TestAuditGroupCommitFailureFailsEveryCaller(t *testing.T) {
 	})
 	observed := observeAudit(t, st, func(r AuditRecord) string { return r.Type })
 	ctx := context.Background()
-	first := make(chan error)
-	go func() {
-		_, err := st.AppendAudit(ctx, AuditRecord{Type: "first", Outcome: OutcomeSuccess})
-		first <- err
-	}()
-	waitCommitting(st)
+	first := appendFirst(ctx, st) // it leads at once, and its commit runs
 	errs := make([]error, callers)
 	var wg sync.WaitGroup
 	for k := range callers {
@@ -299,12 +301,7 @@ func TestAuditGroupCommitPanicReleasesWaiters(t *testing.T) {
 		return nil
 	})
 	ctx := context.Background()
-	first := make(chan error)
-	go func() {
-		_, err := st.AppendAudit(ctx, AuditRecord{Type: "first", Outcome: OutcomeSuccess})
-		first <- err
-	}()
-	waitCommitting(st)
+	first := appendFirst(ctx, st) // it leads at once, and its commit runs
 	errs := make([]error, callers)
 	panics := make([]any, callers)
 	var wg sync.WaitGroup
