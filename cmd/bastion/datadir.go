@@ -60,22 +60,45 @@ func loadAuthorities(root *os.Root) (*authorities, error) {
 	return &a, nil
 }
 
+// startupWait is how long an on-host command waits for a server that holds
+// the store lock but does not answer on its admin socket yet. A starting
+// server takes the lock first (it marks the last run's sessions
+// interrupted) and opens the socket a moment later; a command run in that
+// gap must wait for the socket, not fail on the lock.
+const startupWait = 15 * time.Second
+
 // openOps reaches the store: through the running server's admin socket when
 // one answers, else by opening the store file of a stopped server.
 func openOps(cfg *policy.Config) (admin.Ops, func(), error) {
+	return openOpsWait(cfg, startupWait)
+}
+
+// openOpsWait is openOps that gives a starting server up to wait to open
+// its admin socket.
+func openOpsWait(cfg *policy.Config, wait time.Duration) (admin.Ops, func(), error) {
 	sock := filepath.Join(cfg.DataDir, admin.SocketName)
-	if c, err := admin.Dial(sock); err == nil {
-		return c, func() {}, nil
-	}
 	path := filepath.Join(cfg.DataDir, storeFile)
-	if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
-		return nil, nil, fmt.Errorf("no store at %s: has `bastion serve` run with this configuration (data_dir %s)?", path, cfg.DataDir)
+	deadline := time.Now().Add(wait)
+	for {
+		if c, err := admin.Dial(sock); err == nil {
+			return c, func() {}, nil
+		}
+		if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
+			return nil, nil, fmt.Errorf("no store at %s: has `bastion serve` run with this configuration (data_dir %s)?", path, cfg.DataDir)
+		}
+		// A short lock timeout, so the socket is tried again soon.
+		lockWait := min(500*time.Millisecond, max(time.Until(deadline), 50*time.Millisecond))
+		st, err := recorder.OpenBolt(path, recorder.BoltOptions{Timeout: lockWait})
+		if err == nil {
+			return st, func() { _ = st.Close() }, nil
+		}
+		if !errors.Is(err, recorder.ErrLocked) {
+			return nil, nil, err
+		}
+		if time.Now().After(deadline) {
+			return nil, nil, fmt.Errorf("%w; nothing answered on that socket for %s: check that the server is up (its log says why not), or stop it", err, wait)
+		}
 	}
-	st, err := recorder.OpenBolt(path, recorder.BoltOptions{Timeout: 2 * time.Second})
-	if err != nil {
-		return nil, nil, err
-	}
-	return st, func() { _ = st.Close() }, nil
 }
 
 // openConfigOps loads the configuration and reaches its store: the
