@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"syscall"
 	"testing"
 	"time"
@@ -99,3 +100,12 @@ func BenchmarkMaskText(b *testing.B) {
 // BenchmarkStreamZeros is `head -c N /dev/zero`: NUL bytes are invisible
 // controls, transparent inside a candidate, plain bytes outside one.
 func BenchmarkStreamZeros(b *testing.B) { benchStream(b, make([]byte, 1<<20), 32<<10) }
+
+// BenchmarkStreamRandom is `head -c N /dev/urandom`, or a compressed file:
+// stop bytes (controls, ESC, UTF-8 leads) come every few bytes, so the
+// block filter hands over to the per-byte path constantly.
+func BenchmarkStreamRandom(b *testing.B) {
+	data := make([]byte, 1<<20)
+	_, _ = rand.NewChaCha8([32]byte{1}).Read(data)
+	benchStream(b, data, 32<<10)
+}

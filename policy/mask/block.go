@@ -182,31 +182,40 @@ func (e *Engine) masksScalar(p []byte, at int) (m blockMasks) {
 func (s *Stream) blockRun(p []byte, i int) int {
 	e := s.e
 	kwOn := e.cvv || e.expiry
-	// Blocks are classified in batches (see classifier.masks), small at
-	// first, since most calls stop within a block or two, and larger while
-	// the text goes on clear. buf[0] holds the block before the batch in
-	// buf[1:]: prev, the masks of the block before m, for the views one and
-	// two bytes back, points into buf, and no block is copied.
-	buf := &s.blocks // a field, not a local: no 1 KiB to clear per call
-	// Before i: no digit (a chain never ends on one), and maybe a keyword:
-	// the visible text before i is not p[:i], since escape sequences and
-	// invisible controls are transparent ("cvv:\x1b[0m123").
-	buf[0] = blockMasks{last: 1 << 63, tail: 1 << 63}
+	j0, s0 := i/64, i%64
+	// The first block starts at i: its bytes before i are unknown. They get
+	// no class but for the byte right before i, which counts as the last
+	// letter of a keyword (the visible text before i is not p[:i], since
+	// escape sequences and invisible controls are transparent:
+	// "cvv:\x1b[0m123"), and the trigrams of i and i+1, which reach before
+	// i, count as a keyword's (tail).
+	first := *s.blockMasks(p, j0)
+	low := uint64(1)<<s0 - 1
+	first.digit &^= low
+	first.chain &^= low
+	first.stop &^= low
+	first.sep &^= low
+	first.two &^= low
+	first.space &^= low
+	first.dot &^= low
+	first.last &^= low
+	first.tail = first.tail&^low | 3<<s0
+	var prev blockMasks // the block before m
+	if s0 == 0 {
+		prev = blockMasks{last: 1 << 63, tail: 1 << 63}
+	} else {
+		first.last |= 1 << (s0 - 1)
+		first.tail |= 1 << (s0 - 1)
+	}
 	runStart := -1 // start of the run open at the end of the last block
 	runDigits := 0 // and the digits in it so far
-	cl := e.classifier()
-	next, have, batch := 1, 1, 2
-	for b0 := i; b0 < len(p); b0 += 64 {
+	m := &first
+	for j := j0; j*64 < len(p); j, prev = j+1, *m {
+		b0 := j * 64
 		n := min(len(p)-b0, 64)
-		if next == have {
-			if have > 1 {
-				buf[0] = buf[have-1]
-			}
-			have, next = 1+cl.masks(p, b0, buf[1:1+batch]), 1
-			batch = min(2*batch, len(buf)-1)
+		if j > j0 {
+			m = s.blockMasks(p, j)
 		}
-		m, prev := &buf[next], &buf[next-1]
-		next++
 
 		// Bits inside runs that make their run stop.
 		var flag uint64
@@ -220,11 +229,7 @@ func (s *Stream) blockRun(p []byte, i int) int {
 			// like a keyword's, or after a separator that follows one or
 			// another separator: kwMay's first tests, on the whole block.
 			// Bytes before i count as keyword bytes, whatever they are.
-			tail := m.tail
-			if b0 == i {
-				tail |= 3 // their trigrams reach before i
-			}
-			kl := m.last & tail
+			kl := m.last & m.tail
 			kwBefore := back1(kl&^m.sep, prev.last&prev.tail&^prev.sep) |
 				back1(m.sep, prev.sep)&back2(m.sep|kl, prev.sep|prev.last&prev.tail)
 			for x := starts & kwBefore &^ inChain; x != 0; x &= x - 1 {
@@ -379,6 +384,40 @@ func (e *Engine) kwMay(p []byte, lo, k int) bool {
 	}
 	cvv, exp := keywordIn(p[k-histKeep : k])
 	return e.cvv && cvv || e.expiry && exp
+}
+
+// blockMasks returns the masks of p's j-th 64-byte block, from the cache
+// when it holds them. The cache describes one p, the one Write is working
+// through (Write empties it, since a caller may reuse its buffer), and a
+// miss classifies the next blocks in one batch: see classifier.masks.
+//
+// On binary output blockRun stops every few bytes, at a control, an ESC or
+// a UTF-8 lead, and starts again a byte or two on. Blocks aligned to p's
+// start, rather than to where each call starts, let those calls share one
+// classification: without the cache the masker classified every block a
+// dozen times over, and that was half its time on random data.
+func (s *Stream) blockMasks(p []byte, j int) *blockMasks {
+	c := &s.blocks
+	if c.n > 0 && (c.p != &p[0] || c.len != len(p)) {
+		c.n = 0
+	}
+	if k := j - c.j; c.n > 0 && k >= 0 && k < c.n {
+		return &c.m[k]
+	}
+	cl := s.e.classifier()
+	c.p, c.len, c.j = &p[0], len(p), j
+	c.n = cl.masks(p, j*64, c.m[:])
+	return &c.m[0]
+}
+
+// blockCache is Stream.blocks: the masks of blocks j up to j+n of the p
+// that starts at p and is len bytes long.
+type blockCache struct {
+	m   [16]blockMasks
+	p   *byte
+	len int
+	j   int
+	n   int
 }
 
 // back1 moves each bit of a block's mask x one byte later, taking the bit

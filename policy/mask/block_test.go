@@ -99,6 +99,16 @@ func TestBlockRunMatches(t *testing.T) {
 		}
 		for n := 0; n < 3000; n++ {
 			in := blockText(r, r.IntN(400))
+			if n%2 == 1 {
+				// Binary noise between the pieces: a stop every few
+				// bytes, so that blockRun starts again and again inside
+				// the blocks it classified (Stream.blockMasks).
+				for k := range in {
+					if r.IntN(3) == 0 {
+						in[k] = byte(r.Uint32())
+					}
+				}
+			}
 			var cuts []int
 			for c := 0; c < len(in); c += 1 + r.IntN(150) {
 				if c > 0 {
@@ -112,6 +122,40 @@ func TestBlockRunMatches(t *testing.T) {
 						e.simd, o.Detectors, in, got, want)
 				}
 			}
+		}
+	}
+}
+
+// TestBlockCacheReusedBuffer: a caller that writes the same buffer again
+// with new bytes in it gets them classified afresh, not the masks of what
+// the buffer held before.
+func TestBlockCacheReusedBuffer(t *testing.T) {
+	ref, with := blockVariants(t, allDetectors)
+	clear := []byte(strings.Repeat("request handled in 12 ms, id 55 ok. ", 20))
+	card := []byte(strings.Repeat("card 4111 1111 1111 1111 ok ........", 20))
+	if len(clear) != len(card) {
+		t.Fatal("the two texts must be the same length")
+	}
+	want := writeAll(t, ref, append(append([]byte{}, clear...), card...), []int{len(clear)})
+	if !strings.Contains(want, "**** **** **** 1111") {
+		t.Fatalf("reference did not mask the card: %q", want)
+	}
+	for _, e := range with {
+		var out bytes.Buffer
+		s := e.NewStream(&out)
+		buf := append([]byte{}, clear...)
+		if _, err := s.Write(buf); err != nil {
+			t.Fatal(err)
+		}
+		copy(buf, card) // the same slice, new bytes
+		if _, err := s.Write(buf); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Flush(); err != nil {
+			t.Fatal(err)
+		}
+		if out.String() != want {
+			t.Errorf("simd=%v: second write of a reused buffer:\n got %q\nwant %q", e.simd, out.String(), want)
 		}
 	}
 }

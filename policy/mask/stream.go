@@ -113,7 +113,7 @@ type Stream struct {
 	counts []atomic.Int64
 	leaked int // marks that came too late to apply: a bug, tests check it is 0
 
-	blocks [17]blockMasks // blockRun's scratch: a batch and the block before it
+	blocks blockCache // blockRun's classified blocks of the current Write
 }
 
 // NewStream returns a Stream that forwards masked output to w.
@@ -177,7 +177,8 @@ func (s *Stream) Write(p []byte) (int, error) {
 		return s.forward(p, len(p))
 	}
 	s.out = s.out[:0]
-	pass := 0 // p[pass:i] passes through once written
+	s.blocks.n = 0 // p may be the last call's buffer with new bytes
+	pass := 0      // p[pass:i] passes through once written
 	i := 0
 	for i < len(p) {
 		if s.idle() {
