@@ -454,6 +454,15 @@ func TestAppendPreparedRefusals(t *testing.T) {
 		if c, err := s.PrepareChunk(tt.events); err == nil || !strings.Contains(err.Error(), tt.text) || c.Size() != 0 {
 			t.Errorf("PrepareChunk(%s) = %d bytes, %v; want an error about %q", tt.name, c.Size(), err, tt.text)
 		}
+		// The encoder's own lines skip the UTF-8 check, and only it.
+		c, err := s.PrepareEncoded(tt.events)
+		if tt.text == "UTF-8" {
+			if err != nil {
+				t.Errorf("PrepareEncoded(%s): %v, want the UTF-8 check skipped", tt.name, err)
+			}
+		} else if err == nil || !strings.Contains(err.Error(), tt.text) || c.Size() != 0 {
+			t.Errorf("PrepareEncoded(%s) = %d bytes, %v; want an error about %q", tt.name, c.Size(), err, tt.text)
+		}
 	}
 	if err := s.AppendPrepared(ctx, "s1", []PreparedChunk{{}}); err == nil || !strings.Contains(err.Error(), "not made by PrepareChunk") {
 		t.Errorf("AppendPrepared of a zero chunk: err = %v, want a refusal", err)

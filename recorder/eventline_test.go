@@ -131,8 +131,14 @@ func FuzzAppendEventLine(f *testing.F) {
 		events := [][]byte{data[:a], data[a:b], data[b:]}
 		for _, final := range []bool{false, true} {
 			want := referenceLines(t, events, final)
-			if got := fusedLines(events, final); !bytes.Equal(got, want) {
+			got := fusedLines(events, final)
+			if !bytes.Equal(got, want) {
 				t.Fatalf("final=%v:\n got %q\nwant %q", final, got, want)
+			}
+			// The store takes the encoder's lines without a UTF-8 check
+			// (PrepareEncoded): this is what makes that safe.
+			if !utf8.Valid(got) {
+				t.Fatalf("final=%v: the encoder wrote invalid UTF-8: %q", final, got)
 			}
 		}
 	})

@@ -480,7 +480,7 @@ func (r *Recorder) prepare(b *batch, line []byte) {
 	// The preparer's owner is the batch: its append waits for it.
 	b.wg.Go(func() {
 		defer func() { <-r.preparing }()
-		p.chunk, p.err = r.store.PrepareChunk(line)
+		p.chunk, p.err = r.store.PrepareEncoded(line)
 		b.stored.Add(int64(p.chunk.Size() - len(line)))
 		r.putBuf(line)
 	})

@@ -131,6 +131,10 @@ type Store interface {
 	// costly half of an append, which may run concurrently with any call
 	// and does not keep events.
 	PrepareChunk(events []byte) (PreparedChunk, error)
+	// PrepareEncoded is PrepareChunk for event lines the recorder's
+	// encoder wrote, which are valid UTF-8 by construction: it skips
+	// that check, and only that one.
+	PrepareEncoded(events []byte) (PreparedChunk, error)
 	// AppendPrepared appends prepared chunks, in order, to the recording
 	// of an active session in one commit.
 	AppendPrepared(ctx context.Context, id string, chunks []PreparedChunk) error
