@@ -72,7 +72,7 @@ func appendText(dst, p []byte, d *utf8Decoder, final bool) []byte {
 					j++
 				}
 				e := byteSpelling[c]
-				one := int(e >> spellLenShift)
+				one := spellLen(e)
 				binary.LittleEndian.PutUint64(buf[w:], e)
 				for end, n := w+(j-i)*one, w+one; n < end; {
 					n += copy(buf[n:end], buf[w:n])
@@ -85,27 +85,30 @@ func appendText(dst, p []byte, d *utf8Decoder, final bool) []byte {
 		// Then up to eight bytes one at a time. Every byte but the start
 		// of a multi-byte character has a fixed spelling: itself, its
 		// escape, or U+FFFD (continuation bytes, C0, C1 and F5..FF never
-		// start a character). One store writes it, with no branch on
-		// which: binary output is mostly such bytes.
-		end := min(i+8, len(p))
+		// start a character, and a lead not followed by a continuation
+		// byte is invalid: three in four leads of binary output). One
+		// store writes it, and one branch, which binary output takes for
+		// one byte in twenty, finds the leads that classify must see. The
+		// last byte of p, which may start a character the next event
+		// completes, is left to classify too.
+		end := min(i+8, len(p)-1)
 		for i < end {
 			e := byteSpelling[p[i]]
-			if e&spellStartsChar != 0 {
+			if e>>63&continuation[p[i+1]] != 0 {
 				break
 			}
 			binary.LittleEndian.PutUint64(buf[w:], e)
-			w += int(e >> spellLenShift)
+			w += spellLen(e)
 			i++
 		}
-		if i == end {
+		if i == end && i < len(p)-1 {
 			continue
 		}
 		c := p[i]
-		if i+1 < len(p) && p[i+1]&0xC0 != 0x80 {
-			// Not followed by a continuation byte: invalid whatever c is,
-			// one U+FFFD. Three in four such bytes of binary output.
-			buf[w], buf[w+1], buf[w+2] = 0xEF, 0xBF, 0xBD
-			w += 3
+		if e := byteSpelling[c]; e&spellStartsChar == 0 {
+			// The last byte, and it starts no character.
+			binary.LittleEndian.PutUint64(buf[w:], e)
+			w += spellLen(e)
 			i++
 			continue
 		}
@@ -171,8 +174,10 @@ const hexDigits = "0123456789abcdef"
 
 // byteSpelling holds, for each byte value, how it is spelt in an event
 // line when it does not start a multi-byte character: up to six bytes in
-// the low bytes of the word (little-endian), their count at spellLenShift,
-// or spellStartsChar for C2..F4, which classify must look at.
+// the low bytes of the word (little-endian), their count at spellLenShift.
+// The leads C2..F4 are spelt U+FFFD, what they stand for when no
+// continuation byte follows, and marked spellStartsChar: followed by one,
+// classify must look at them.
 var byteSpelling = func() (t [256]uint64) {
 	for c := range 256 {
 		var b []byte
@@ -182,7 +187,9 @@ var byteSpelling = func() (t [256]uint64) {
 		case c < utf8.RuneSelf:
 			b = appendEscape(nil, byte(c))
 		case c >= 0xC2 && c <= 0xF4:
-			t[c] = spellStartsChar
+			var word [8]byte
+			copy(word[:], replacement)
+			t[c] = binary.LittleEndian.Uint64(word[:]) | uint64(len(replacement))<<spellLenShift | spellStartsChar
 			continue
 		default:
 			b = []byte(replacement)
@@ -198,6 +205,18 @@ const (
 	spellLenShift   = 56
 	spellStartsChar = 1 << 63
 )
+
+// spellLen is the number of bytes the spelling e writes.
+func spellLen(e uint64) int { return int(e >> spellLenShift & 7) }
+
+// continuation is 1 for the UTF-8 continuation bytes 0x80..0xBF, as a word
+// so that appendText's lead test is one AND and one branch.
+var continuation = func() (t [256]uint64) {
+	for c := 0x80; c < 0xC0; c++ {
+		t[c] = 1
+	}
+	return t
+}()
 
 // jsonPlain marks the ASCII bytes that stand for themselves in a JSON
 // string: printable, not '"' and not '\'.
