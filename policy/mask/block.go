@@ -41,6 +41,13 @@ type blockMasks struct {
 	// tailHash, is one of the keywords'), or fewer than two bytes of p
 	// come before it. A filter: kwMay decides.
 	tail uint64
+	// inv: an invisible control (the invisible table): transparent, so
+	// blockRun treats it as a chain byte that may join digits (see
+	// Engine.passInv).
+	inv uint64
+	// zw: 0xC2, 0xE2 or 0xEF, which may start a zero-width character
+	// (Engine.passZW).
+	zw uint64
 }
 
 // tailHash hashes the last three bytes a, b, c of a would-be keyword,
@@ -103,6 +110,14 @@ func (e *Engine) initBlock() {
 	// turn it on to check its reasoning on any machine).
 	e.block = e.fastChain && haveSIMD
 	e.simd = e.block
+	// A byte a custom rule may start with must reach idleRun.
+	e.passInv = true
+	for b := range 256 {
+		if invisible[b] && e.first[b] {
+			e.passInv = false
+		}
+	}
+	e.passZW = !e.first[0xc2] && !e.first[0xe2] && !e.first[0xef]
 	if e.simd {
 		e.prepareSIMD()
 	}
@@ -153,6 +168,12 @@ func (e *Engine) masksScalar(p []byte, at int) (m blockMasks) {
 		if c&clDot != 0 {
 			m.dot |= bit
 		}
+		if invisible[b] {
+			m.inv |= bit
+		}
+		if b == 0xc2 || b == 0xe2 || b == 0xef {
+			m.zw |= bit
+		}
 	}
 	return m
 }
@@ -177,9 +198,20 @@ func (e *Engine) masksScalar(p []byte, at int) (m blockMasks) {
 // and at a stop byte outside runs. Starting idleRun at a run's start is
 // safe: the chain before it ended at a byte that is no chain byte.
 //
+// Invisible controls (Engine.passInv) are no stops: binary output has one
+// every ten bytes, and stopping at each made blockRun start again every
+// few bytes. They are transparent, so blockRun counts them as chain bytes
+// (a run goes on through them, and may join digits), and it also stops at
+// a run with three digits or more (what a cvv or expiry needs) when an
+// invisible control lies in it or within keyword reach before it
+// (invReach): the keyword tests read the bytes of p, which the slow path's
+// history does not hold. A run with fewer digits holds nothing to mask.
+// The second result reports that p[i:q] may hold invisible controls, so
+// that the caller keeps them out of the keyword history (pushVisible).
+//
 // Bytes before i were handled by the caller; the tests treat them as
 // unknown, which can only make blockRun stop sooner.
-func (s *Stream) blockRun(p []byte, i int) int {
+func (s *Stream) blockRun(p []byte, i int) (int, bool) {
 	e := s.e
 	kwOn := e.cvv || e.expiry
 	j0, s0 := i/64, i%64
@@ -199,6 +231,7 @@ func (s *Stream) blockRun(p []byte, i int) int {
 	first.space &^= low
 	first.dot &^= low
 	first.last &^= low
+	first.inv &^= low
 	first.tail = first.tail&^low | 3<<s0
 	var prev blockMasks // the block before m
 	if s0 == 0 {
@@ -207,8 +240,10 @@ func (s *Stream) blockRun(p []byte, i int) int {
 		first.last |= 1 << (s0 - 1)
 		first.tail |= 1 << (s0 - 1)
 	}
-	runStart := -1 // start of the run open at the end of the last block
-	runDigits := 0 // and the digits in it so far
+	runStart := -1  // start of the run open at the end of the last block
+	runDigits := 0  // and the digits in it so far
+	runInv := false // and whether an invisible control is in it or in reach before it
+	sawInv := false // an invisible control was passed
 	m := &first
 	for j := j0; j*64 < len(p); j, prev = j+1, *m {
 		b0 := j * 64
@@ -258,7 +293,15 @@ func (s *Stream) blockRun(p []byte, i int) int {
 
 		// A ';' or '%' that cannot start track data, because the byte
 		// after it rules that out, is no stop: idleRun passes it too.
-		stop := m.stop
+		var inv, zw uint64
+		if e.passInv {
+			inv = m.inv
+			sawInv = sawInv || inv != 0
+		}
+		if e.passZW {
+			zw = m.zw
+		}
+		stop := m.stop &^ inv &^ zw
 		for stop != 0 && e.passSentinel(p, b0+bits.TrailingZeros64(stop)) {
 			stop &= stop - 1
 		}
@@ -266,23 +309,39 @@ func (s *Stream) blockRun(p []byte, i int) int {
 		if stop != 0 {
 			stopAt = b0 + bits.TrailingZeros64(stop)
 		}
-		c := m.chain
+		// A run right before one of these may go on past it: a run stops
+		// there. A zero-width character's lead is one: transparent inside
+		// a candidate, it is plain text to the idle stream otherwise, so
+		// blockRun passes it where no run comes right before it.
+		adj := stop | zw
+		c := m.chain | inv
 		if runStart >= 0 {
 			// The run open at the end of the block before goes on to the
 			// first byte that is no chain byte.
 			fz := bits.TrailingZeros64(^c)
 			runDigits += bits.OnesCount64(m.digit & (1<<fz - 1))
-			if runDigits >= chainMin || b0+fz == len(p) || flag&(1<<fz-1) != 0 {
-				return runStart
+			runInv = runInv || inv&(1<<fz-1) != 0
+			if runDigits >= chainMin || runDigits > 0 && b0+fz == len(p) || flag&(1<<fz-1) != 0 ||
+				runDigits >= invDigits && runInv {
+				return runStart, sawInv
 			}
 			if fz == 64 {
 				continue
 			}
-			if stop>>fz&1 != 0 {
-				return runStart
+			if adj>>fz&1 != 0 {
+				return runStart, sawInv
 			}
 			runStart = -1
 			c &^= 1<<fz - 1
+		}
+		// Invisible controls in reach before each byte of the block: only
+		// a run of invDigits digits needs to know, and the block has none
+		// with fewer. (The open run at the block's end takes any control
+		// in this block or the one before as in reach: a superset.)
+		var near uint64
+		anyInv := (inv | prev.inv) != 0
+		if anyInv && bits.OnesCount64(m.digit) >= invDigits {
+			near = invReachMask(inv, prev.inv)
 		}
 		// The whole block at once: no run of chainMin bytes (a13 has bit k
 		// set when bytes k-12..k are all chain bytes; fewer bytes hold
@@ -294,13 +353,18 @@ func (s *Stream) blockRun(p []byte, i int) int {
 		a12 := a4 & (a4 << 4) & (a4 << 8)
 		a13 := a12 & (c << 12)
 		endRun := n < 64 && c>>(n-1)&1 != 0
-		if a13 == 0 && stop&(c<<1) == 0 && flag&c == 0 && !endRun {
+		// With an invisible control in reach, a run of three digits may
+		// need the per-run test below; fewer digits in the whole block
+		// cannot make one.
+		invRisk := near != 0
+		if a13 == 0 && adj&(c<<1) == 0 && flag&c == 0 && !endRun && !invRisk {
 			if stopAt < len(p) {
-				return stopAt
+				return stopAt, sawInv
 			}
 			if c>>63 != 0 {
 				st := 64 - bits.LeadingZeros64(^c)
 				runStart, runDigits = b0+st, bits.OnesCount64(m.digit>>st)
+				runInv = anyInv
 			}
 			continue
 		}
@@ -308,34 +372,62 @@ func (s *Stream) blockRun(p []byte, i int) int {
 			st := bits.TrailingZeros64(c)
 			start := b0 + st
 			if start >= stopAt {
-				return stopAt
+				return stopAt, sawInv
 			}
 			rest := ^c & (^uint64(0) << st)
 			if rest == 0 {
 				// Open to the end of a full block: decided in the next.
 				if flag>>st != 0 {
-					return start
+					return start, sawInv
 				}
 				runStart, runDigits = start, bits.OnesCount64(m.digit>>st)
+				runInv = anyInv
 				break
 			}
 			en := bits.TrailingZeros64(rest)
 			end := b0 + en
 			inRun := (flag & (1<<en - 1)) >> st
 			digits := bits.OnesCount64((m.digit & (1<<en - 1)) >> st)
-			if digits >= chainMin || end == len(p) || stop>>en&1 != 0 || inRun != 0 {
-				return start
+			hasInv := near>>st&1 != 0 || (inv&(1<<en-1))>>st != 0
+			if digits >= chainMin || digits > 0 && end == len(p) || adj>>en&1 != 0 || inRun != 0 ||
+				digits >= invDigits && hasInv {
+				return start, sawInv
 			}
 			c &^= 1<<en - 1
 		}
 		if stopAt < len(p) {
-			return stopAt
+			return stopAt, sawInv
 		}
 	}
-	if runStart >= 0 {
-		return runStart // the run reaches the end of p
+	if runStart >= 0 && runDigits > 0 {
+		return runStart, sawInv // the run reaches the end of p
 	}
-	return len(p)
+	return len(p), sawInv
+}
+
+// invDigits is the fewest digits anything the chain detectors mask has:
+// a cvv has three (an expiry four, a PAN thirteen).
+const invDigits = 3
+
+// invReach is how far before a run an invisible control can reach into
+// its keyword context: the keyword history the slow path consults
+// (histKeep) and the byte before it.
+const invReach = histKeep + 1
+
+// invReachMask has bit k set when an invisible control lies within the
+// invReach bytes before byte k of a block: inv is the block's invisible
+// controls, pinv those of the block before.
+func invReachMask(inv, pinv uint64) uint64 {
+	// Smear each control over the invReach bytes after it, by doubling,
+	// on the two blocks as one 128-bit value (hi: this block).
+	hi, lo := inv, pinv
+	for sh := uint(1); sh < invReach; sh *= 2 {
+		d := min(sh, invReach-sh) // the last step adds what is left
+		hi, lo = hi|hi<<d|lo>>(64-d), lo|lo<<d
+	}
+	// hi now marks the controls and the invReach-1 bytes after each; one
+	// byte later is "before byte k".
+	return hi<<1 | lo>>63
 }
 
 // passSentinel reports whether the stop byte p[at] is a track sentinel

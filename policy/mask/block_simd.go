@@ -84,6 +84,9 @@ func (c *classifier) masks(p []byte, at int, out []blockMasks) int {
 	t0, t1 := archsimd.LoadUint8x64(&tb.tail[0]), archsimd.LoadUint8x64(&tb.tail[1])
 	fold, zero := archsimd.BroadcastUint8x64(0x20), archsimd.BroadcastUint8x64(0)
 	c2, ef, not20 := archsimd.BroadcastUint8x64(0xc2), archsimd.BroadcastUint8x64(0xef), archsimd.BroadcastUint8x64(0xdf)
+	// The invisible controls: C0 but BS..CR and ESC, and DEL.
+	c20, bs, cr := archsimd.BroadcastUint8x64(0x20), archsimd.BroadcastUint8x64(0x08), archsimd.BroadcastUint8x64(0x0d)
+	esc, del := archsimd.BroadcastUint8x64(0x1b), archsimd.BroadcastUint8x64(0x7f)
 	k := 0
 	for b0 := at; b0 < len(p) && k < len(out); b0 += 64 {
 		n := min(len(p)-b0, 64)
@@ -113,9 +116,14 @@ func (c *classifier) masks(p []byte, at int, out []blockMasks) int {
 		l2 = l2.Add(l2)
 		h := l0.Add(l1).Add(l1).Add(l2).Add(l2) // c + 2b + 4a, by the low seven bits
 		m.tail = t0.ConcatPermute(t1, h).NotEqual(zero).ToBits()
+		moves := v.GreaterEqual(bs).And(v.LessEqual(cr)).Or(v.Equal(esc)).ToBits()
+		m.inv = v.Less(c20).ToBits()&^moves | v.Equal(del).ToBits()
+		m.zw = v.And(not20).Equal(c2).Or(v.Equal(ef)).ToBits()
 		if n < 64 {
 			m.stop &^= ^uint64(0) << n // the zero padding (NUL is a stop) is no input
 			m.tail &^= ^uint64(0) << n
+			m.inv &^= ^uint64(0) << n
+			m.zw &^= ^uint64(0) << n
 		}
 		k++
 	}

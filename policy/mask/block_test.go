@@ -181,6 +181,22 @@ func TestBlockRunCases(t *testing.T) {
 		"10.0.100.188 4111 1111 1111 1111",
 		"2026-12-01 10:00:00.123 4111-1111-1111-1111",
 		"1.2.3.4.5.6.7.8.9.10.11.12.13",
+		// Invisible controls, which blockRun passes: they join digits and
+		// are not in the keyword history.
+		"4111\x00\x001111\x7f1111\x011111",
+		"4\x001\x001\x001\x00 1111 1111 1111",
+		"cv\x00v 123",
+		"cvv\x00\x00\x00 123",
+		"cvv:\x00" + strings.Repeat("\x00", 40) + "1234",
+		"e\x01x\x02p 12/27",
+		"exp\x00/\x0012/27",
+		"security\x00 code\x7f 9876",
+		"cvv2\x00 123",
+		"\x00;4111111111111111=2712101?",
+		";\x004111111111111111=2712101?",
+		"%\x00B4111111111111111^DOE/JOHN^2712101?",
+		"12\x00 34",
+		strings.Repeat("\x00", 70) + "4111111111111111",
 	} {
 		for pad := 0; pad < 70; pad++ {
 			in := []byte(strings.Repeat("a", pad) + tc + " tail\n")
@@ -239,6 +255,7 @@ func TestMasksSIMD(t *testing.T) {
 func FuzzBlockRun(f *testing.F) {
 	f.Add([]byte("2026-12-01T09:12:34Z status=200 card 4111 1111 1111 1111 exp 12/27\n"), uint16(17))
 	f.Add([]byte("cvv2 123 \x1b[1m4111\x1b[0m111111111111"), uint16(5))
+	f.Add([]byte("cv\x00v 123 \x01exp\x7f 12/27 4111\x00\x001111\x7f1111\x011111 \xe2\x80\x8b9 \xc2\xad12"), uint16(40))
 	ref, with := blockVariants(f, allDetectors)
 	f.Fuzz(func(t *testing.T, in []byte, cut uint16) {
 		if len(in) > 8192 {

@@ -32,7 +32,14 @@ func (s *Stream) idleRun(p []byte, i int) int {
 	start, vis := i, i
 	for {
 		if e.block && !s.line {
-			if i = s.blockRun(p, i); i == len(p) {
+			var inv bool
+			if i, inv = s.blockRun(p, i); inv {
+				// blockRun passed invisible controls: the history gets
+				// the visible bytes alone, as the loop below would give it.
+				s.pushVisible(p[vis:i])
+				vis = i
+			}
+			if i == len(p) {
 				break
 			}
 		}

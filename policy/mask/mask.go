@@ -95,8 +95,11 @@ type Engine struct {
 	// block: streams put blockRun in front of idleRun; simd: its classifier
 	// runs on vectors (vec). cls holds each byte's block classes.
 	block, simd bool
-	cls         [256]byte
-	vec         simdTables
+	// passInv, passZW: blockRun passes invisible controls, and the leads
+	// of zero-width characters (no custom rule starts with one).
+	passInv, passZW bool
+	cls             [256]byte
+	vec             simdTables
 }
 
 // New compiles o. It fails on an unknown detector, a custom rule with no

@@ -1,6 +1,7 @@
 package mask
 
 import (
+	"encoding/binary"
 	"io"
 	"math"
 	"sync/atomic"
@@ -425,6 +426,52 @@ func (s *Stream) pushHist(b []byte) {
 	}
 	s.histN += copy(s.hist[s.histN:], b)
 }
+
+// pushVisible appends the visible bytes of b, all but its invisible
+// controls, to the keyword history. Only the last histKeep of them can
+// matter, so it gathers them from the end.
+func (s *Stream) pushVisible(b []byte) {
+	if len(b) <= histKeep {
+		// Short, as between the stops of binary output: every byte is
+		// written, and only a visible one advances.
+		if s.histN+len(b) > len(s.hist) {
+			keep := histKeep - len(b)
+			copy(s.hist[:keep], s.hist[s.histN-keep:s.histN])
+			s.histN = keep
+		}
+		n := s.histN
+		for _, c := range b {
+			s.hist[n&(len(s.hist)-1)] = c
+			n += int(visible[c])
+		}
+		s.histN = n
+		return
+	}
+	var tmp [histKeep]byte
+	n := 0
+	for k := len(b); k > 0 && n < histKeep; {
+		if k >= 8 && binary.LittleEndian.Uint64(b[k-8:]) == 0 {
+			k -= 8 // NUL padding, a stream of zeros
+			continue
+		}
+		k--
+		if !invisible[b[k]] {
+			n++
+			tmp[histKeep-n] = b[k]
+		}
+	}
+	s.pushHist(tmp[histKeep-n:])
+}
+
+// visible is 1 for the bytes that are not invisible controls.
+var visible = func() (t [256]uint8) {
+	for b := range 256 {
+		if !invisible[b] {
+			t[b] = 1
+		}
+	}
+	return t
+}()
 
 // pushHist1 appends one visible byte to the keyword history.
 func (s *Stream) pushHist1(b byte) {
