@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/rand"
 	"encoding/json"
+	mrand "math/rand/v2"
 	"strings"
 	"testing"
 	"time"
@@ -177,5 +178,38 @@ func BenchmarkAppendEventLine(b *testing.B) {
 				_ = encodeEvent(&buf, Event{Time: 1, Type: EventOutput, Data: string(text)})
 			}
 		})
+	}
+}
+
+// TestAppendTextMixedBytes holds the encoder to the reference on long
+// stretches of mixed bytes, where its word paths and its per-byte path
+// take turns: random bytes, and bytes drawn from what the per-byte path
+// must get right (controls, quotes, leads with and without their
+// continuation bytes, U+2028, surrogates, characters cut at the edge of a
+// word or of an event).
+func TestAppendTextMixedBytes(t *testing.T) {
+	pieces := []string{"\x00", "\x01", "\x1f", "\x7f", "\x80", "\xbf", "\xc0", "\xc1", "\xc2", "\xc2\x80", "\xdf\xbf",
+		"\xe0\xa0\x80", "\xe0\x80\x80", "\xe2\x80\xa8", "\xe2\x80\xa9", "\xe2\x82\xac", "\xed\xa0\x80", "\xef\xbf\xbd",
+		"\xf0\x9f\x98\x80", "\xf4\x8f\xbf\xbf", "\xf4\x90\x80\x80", "\xf5", "\xff", "\"", "\\", "\t", "\n", "\r", "\b", "\f",
+		"\x1b[0m", "a", "Z", " ", "0", "é", "中"}
+	r := mrand.New(mrand.NewPCG(3, 4))
+	for n := range 400 {
+		var b []byte
+		size := 65 + r.IntN(600)
+		for len(b) < size {
+			if n%3 == 0 {
+				b = append(b, byte(r.Uint32()))
+			} else {
+				b = append(b, pieces[r.IntN(len(pieces))]...)
+			}
+		}
+		cut := r.IntN(len(b) + 1)
+		events := [][]byte{b[:cut], b[cut:]}
+		for _, final := range []bool{false, true} {
+			want := referenceLines(t, events, final)
+			if got := fusedLines(events, final); !bytes.Equal(got, want) {
+				t.Fatalf("input %q (cut at %d), final=%v:\n got %q\nwant %q", b, cut, final, got, want)
+			}
+		}
 	}
 }
