@@ -343,33 +343,30 @@ func (s *Stream) blockRun(p []byte, i int) (int, bool) {
 		if anyInv && bits.OnesCount64(m.digit) >= invDigits {
 			near = invReachMask(inv, prev.inv)
 		}
-		// The whole block at once: no run of chainMin bytes (a13 has bit k
-		// set when bytes k-12..k are all chain bytes; fewer bytes hold
-		// fewer digits), no stop byte right after a run, no flag, and no
-		// run touching the end of p. Otherwise run by run below, where what
-		// counts is the digits: "10.0.100.188" is 12 bytes, 9 digits.
+		// The runs that need a closer look, by the bits that mark them:
+		// chainMin bytes or more (a13 marks the 13th and later; fewer bytes
+		// hold fewer digits), or three with an invisible control in reach
+		// (they may hold invDigits), a stop byte right after, a flag, or
+		// the end of p right after. Any other run is clear. Only the marked
+		// runs are looked at, so a block of binary output, with a short run
+		// every few bytes, costs a few mask operations. What counts in a
+		// run is its digits: "10.0.100.188" is 12 bytes, 9 digits.
 		a2 := c & (c << 1)
-		a4 := a2 & (a2 << 2)
-		a12 := a4 & (a4 << 4) & (a4 << 8)
-		a13 := a12 & (c << 12)
-		endRun := n < 64 && c>>(n-1)&1 != 0
-		// With an invisible control in reach, a run of three digits may
-		// need the per-run test below; fewer digits in the whole block
-		// cannot make one.
-		invRisk := near != 0
-		if a13 == 0 && adj&(c<<1) == 0 && flag&c == 0 && !endRun && !invRisk {
-			if stopAt < len(p) {
-				return stopAt, sawInv
-			}
-			if c>>63 != 0 {
-				st := 64 - bits.LeadingZeros64(^c)
-				runStart, runDigits = b0+st, bits.OnesCount64(m.digit>>st)
-				runInv = anyInv
-			}
-			continue
+		long := a2 & (c << 2)
+		if near == 0 {
+			a4 := a2 & (a2 << 2)
+			long = a4 & (a4 << 4) & (a4 << 8) & (c << 12)
 		}
-		for c != 0 {
-			st := bits.TrailingZeros64(c)
+		look := long | c&(adj>>1) | flag
+		if n < 64 {
+			look |= 1 << (n - 1)
+		}
+		look &= c
+		starts := c &^ (c << 1)
+		open := c>>63 != 0 // a run goes on into the next block
+		for look != 0 {
+			k := bits.TrailingZeros64(look)
+			st := 63 - bits.LeadingZeros64(starts&(2<<k-1))
 			start := b0 + st
 			if start >= stopAt {
 				return stopAt, sawInv
@@ -380,8 +377,8 @@ func (s *Stream) blockRun(p []byte, i int) (int, bool) {
 				if flag>>st != 0 {
 					return start, sawInv
 				}
-				runStart, runDigits = start, bits.OnesCount64(m.digit>>st)
-				runInv = anyInv
+				runStart, runDigits, runInv = start, bits.OnesCount64(m.digit>>st), anyInv
+				open = false
 				break
 			}
 			en := bits.TrailingZeros64(rest)
@@ -393,10 +390,15 @@ func (s *Stream) blockRun(p []byte, i int) (int, bool) {
 				digits >= invDigits && hasInv {
 				return start, sawInv
 			}
-			c &^= 1<<en - 1
+			look &^= 1<<en - 1
 		}
 		if stopAt < len(p) {
 			return stopAt, sawInv
+		}
+		if open {
+			// The run open at the block's end needed no look here.
+			st := 64 - bits.LeadingZeros64(^c)
+			runStart, runDigits, runInv = b0+st, bits.OnesCount64(m.digit>>st), anyInv
 		}
 	}
 	if runStart >= 0 && runDigits > 0 {

@@ -30,15 +30,15 @@ package mask
 func (s *Stream) idleRun(p []byte, i int) int {
 	e := s.e
 	start, vis := i, i
+	// dirty: blockRun passed invisible controls in p[vis:i], which the
+	// history must not get. The history is only read by kwBefore and after
+	// idleRun returns, so the visible bytes are gathered then, once.
+	dirty := false
 	for {
 		if e.block && !s.line {
 			var inv bool
-			if i, inv = s.blockRun(p, i); inv {
-				// blockRun passed invisible controls: the history gets
-				// the visible bytes alone, as the loop below would give it.
-				s.pushVisible(p[vis:i])
-				vis = i
-			}
+			i, inv = s.blockRun(p, i)
+			dirty = dirty || inv
 			if i == len(p) {
 				break
 			}
@@ -55,7 +55,8 @@ func (s *Stream) idleRun(p []byte, i int) int {
 			// forwarded as it is; it is only transparent to the keyword
 			// check, so the history gets what came before it and
 			// resumes after the run.
-			s.pushHist(p[vis:i])
+			s.pushSpan(p[vis:i], dirty)
+			dirty = false
 			for i < len(p) && invisible[p[i]] && !e.first[p[i]] {
 				i++
 			}
@@ -67,7 +68,14 @@ func (s *Stream) idleRun(p []byte, i int) int {
 				break
 			}
 			n := e.plainChain(p, i)
-			if n == 0 || s.kwBefore(p, &vis, i) {
+			if n == 0 {
+				break
+			}
+			if dirty {
+				s.pushVisible(p[vis:i]) // kwBefore reads p[vis:i]
+				vis, dirty = i, false
+			}
+			if s.kwBefore(p, &vis, i) {
 				break
 			}
 			i += n
@@ -94,8 +102,18 @@ func (s *Stream) idleRun(p []byte, i int) int {
 	}
 done:
 	s.off += int64(i - start)
-	s.pushHist(p[vis:i])
+	s.pushSpan(p[vis:i], dirty)
 	return i
+}
+
+// pushSpan adds the bytes b to the keyword history: all of them, or the
+// visible ones if b may hold invisible controls (dirty).
+func (s *Stream) pushSpan(b []byte, dirty bool) {
+	if dirty {
+		s.pushVisible(b)
+	} else {
+		s.pushHist(b)
+	}
 }
 
 // mayJoin holds the bytes that, right after a group or its separator, may

@@ -449,15 +449,18 @@ func (s *Stream) pushVisible(b []byte) {
 	}
 	var tmp [histKeep]byte
 	n := 0
-	for k := len(b); k > 0 && n < histKeep; {
-		if k >= 8 && binary.LittleEndian.Uint64(b[k-8:]) == 0 {
-			k -= 8 // NUL padding, a stream of zeros
+	for k := len(b) - 1; k >= 0 && n < histKeep; k-- {
+		c := b[k]
+		if c == 0 {
+			// NUL padding, a stream of zeros: whole zero words at once.
+			for k >= 8 && binary.LittleEndian.Uint64(b[k-8:k]) == 0 {
+				k -= 8
+			}
 			continue
 		}
-		k--
-		if !invisible[b[k]] {
+		if !invisible[c] {
 			n++
-			tmp[histKeep-n] = b[k]
+			tmp[histKeep-n] = c
 		}
 	}
 	s.pushHist(tmp[histKeep-n:])
