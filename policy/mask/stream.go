@@ -466,6 +466,10 @@ func (s *Stream) pushVisible(b []byte) {
 	s.pushHist(tmp[histKeep-n:])
 }
 
+// pushVisible indexes hist with a mask, which needs its length to be a
+// power of two: this fails to compile if it is not.
+var _ = [1]struct{}{}[len(Stream{}.hist)&(len(Stream{}.hist)-1)]
+
 // visible is 1 for the bytes that are not invisible controls.
 var visible = func() (t [256]uint8) {
 	for b := range 256 {
