@@ -181,22 +181,20 @@ const hexDigits = "0123456789abcdef"
 var byteSpelling = func() (t [256]uint64) {
 	for c := range 256 {
 		var b []byte
+		var starts uint64
 		switch {
 		case c < utf8.RuneSelf && jsonPlain[c]:
 			b = []byte{byte(c)}
 		case c < utf8.RuneSelf:
 			b = appendEscape(nil, byte(c))
 		case c >= 0xC2 && c <= 0xF4:
-			var word [8]byte
-			copy(word[:], replacement)
-			t[c] = binary.LittleEndian.Uint64(word[:]) | uint64(len(replacement))<<spellLenShift | spellStartsChar
-			continue
+			b, starts = []byte(replacement), spellStartsChar
 		default:
 			b = []byte(replacement)
 		}
 		var word [8]byte
 		copy(word[:], b)
-		t[c] = binary.LittleEndian.Uint64(word[:]) | uint64(len(b))<<spellLenShift
+		t[c] = binary.LittleEndian.Uint64(word[:]) | uint64(len(b))<<spellLenShift | starts
 	}
 	return t
 }()

@@ -50,6 +50,14 @@ type blockMasks struct {
 	zw uint64
 }
 
+// clearBelow clears the bits of the block's first k bytes in every mask.
+func (m *blockMasks) clearBelow(k int) {
+	low := uint64(1)<<k - 1
+	m.digit, m.chain, m.stop, m.sep = m.digit&^low, m.chain&^low, m.stop&^low, m.sep&^low
+	m.last, m.two, m.space, m.dot = m.last&^low, m.two&^low, m.space&^low, m.dot&^low
+	m.tail, m.inv, m.zw = m.tail&^low, m.inv&^low, m.zw&^low
+}
+
 // tailHash hashes the last three bytes a, b, c of a would-be keyword,
 // folded to lower case (|0x20 folds every letter; other bytes only need to
 // hash the same way every time). The SIMD classifier computes the same sum
@@ -222,17 +230,8 @@ func (s *Stream) blockRun(p []byte, i int) (int, bool) {
 	// "cvv:\x1b[0m123"), and the trigrams of i and i+1, which reach before
 	// i, count as a keyword's (tail).
 	first := *s.blockMasks(p, j0)
-	low := uint64(1)<<s0 - 1
-	first.digit &^= low
-	first.chain &^= low
-	first.stop &^= low
-	first.sep &^= low
-	first.two &^= low
-	first.space &^= low
-	first.dot &^= low
-	first.last &^= low
-	first.inv &^= low
-	first.tail = first.tail&^low | 3<<s0
+	first.clearBelow(s0)
+	first.tail |= 3 << s0
 	var prev blockMasks // the block before m
 	if s0 == 0 {
 		prev = blockMasks{last: 1 << 63, tail: 1 << 63}

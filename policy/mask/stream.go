@@ -419,12 +419,18 @@ func (s *Stream) pushHist(b []byte) {
 		s.histN = copy(s.hist[:], b[len(b)-histKeep:])
 		return
 	}
-	if s.histN+len(b) > len(s.hist) {
-		keep := histKeep - len(b)
+	s.histRoom(len(b))
+	s.histN += copy(s.hist[s.histN:], b)
+}
+
+// histRoom makes room for n <= histKeep more bytes at the end of the
+// history, keeping the last histKeep-n.
+func (s *Stream) histRoom(n int) {
+	if s.histN+n > len(s.hist) {
+		keep := histKeep - n
 		copy(s.hist[:keep], s.hist[s.histN-keep:s.histN])
 		s.histN = keep
 	}
-	s.histN += copy(s.hist[s.histN:], b)
 }
 
 // pushVisible appends the visible bytes of b, all but its invisible
@@ -434,11 +440,7 @@ func (s *Stream) pushVisible(b []byte) {
 	if len(b) <= histKeep {
 		// Short, as between the stops of binary output: every byte is
 		// written, and only a visible one advances.
-		if s.histN+len(b) > len(s.hist) {
-			keep := histKeep - len(b)
-			copy(s.hist[:keep], s.hist[s.histN-keep:s.histN])
-			s.histN = keep
-		}
+		s.histRoom(len(b))
 		n := s.histN
 		for _, c := range b {
 			s.hist[n&(len(s.hist)-1)] = c
