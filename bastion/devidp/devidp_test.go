@@ -244,3 +244,31 @@ func TestSlowDownWhenPollingTooFast(t *testing.T) {
 		t.Fatalf("immediate second poll: %v, want slow_down", got)
 	}
 }
+
+// TestCloseWithUnusedConnection: a client's spare connection that never
+// sends a request (http.Transport dials ahead) does not make Close fail:
+// http.Server.Shutdown waits five seconds for such a connection, the
+// length of the grace Close used to give it.
+func TestCloseWithUnusedConnection(t *testing.T) {
+	t.Parallel()
+	idp, err := devidp.Start(t.Context(), devidp.Options{Users: users})
+	if err != nil {
+		t.Fatalf("Start: %v", err)
+	}
+	c, err := net.Dial("tcp", hostOf(t, idp.Issuer()))
+	if err != nil {
+		t.Fatalf("dial: %v", err)
+	}
+	defer c.Close()
+	if err := idp.Close(); err != nil {
+		t.Fatalf("Close with an unused connection open: %v", err)
+	}
+	// The server closed the connection (EOF, or a reset if it was still
+	// in the listener's queue), rather than leaving it open.
+	_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	_, err = c.Read(make([]byte, 1))
+	var ne net.Error
+	if err == nil || errors.As(err, &ne) && ne.Timeout() {
+		t.Errorf("read from the unused connection after Close: %v, want it closed", err)
+	}
+}
