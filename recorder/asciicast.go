@@ -3,6 +3,7 @@ package recorder
 import (
 	"bufio"
 	"bytes"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -18,6 +19,14 @@ const (
 	EventInput  = "i" // bytes the user typed
 	EventResize = "r" // terminal resized; data is "COLSxROWS"
 	EventMarker = "m" // a named point in the recording
+	// EventBinary is output that is not UTF-8 text (binary files, Latin-1
+	// logs): bastion's extension, which asciicast v2 allows ("the list is
+	// open to extension"; players skip types they do not know). An "o"
+	// event can carry only text, so its bytes would become U+FFFD and be
+	// lost; a "b" line carries them as standard base64, and the Event
+	// holds them as they were printed. ExportStandard turns them back
+	// into "o" events for players that know only the four types above.
+	EventBinary = "b"
 )
 
 // MaxLineBytes bounds one line of an asciicast stream. A recorder line holds
@@ -38,11 +47,29 @@ type Header struct {
 }
 
 // Event is one line after the header: [time, type, data]. Time is seconds
-// since the session start.
+// since the session start. Data is the event's data as the line spells it,
+// except for a "b" event, whose Data is the bytes its base64 stands for.
 type Event struct {
 	Time float64
 	Type string
 	Data string
+}
+
+// IsOutput reports whether the event is something the terminal printed:
+// an "o" or a "b" event, whose Data is then the bytes to write.
+func (e Event) IsOutput() bool { return e.Type == EventOutput || e.Type == EventBinary }
+
+// decodeBinary replaces a "b" event's base64 with the bytes it stands for.
+func (e *Event) decodeBinary() error {
+	if e.Type != EventBinary {
+		return nil
+	}
+	raw, err := base64.StdEncoding.DecodeString(e.Data)
+	if err != nil {
+		return fmt.Errorf("binary output event data is not standard base64: %w", err)
+	}
+	e.Data = string(raw)
+	return nil
 }
 
 // MarshalJSON encodes the event as the 3-element array asciicast v2 wants,
@@ -82,6 +109,9 @@ func (e *Event) UnmarshalJSON(b []byte) error {
 	if err := json.Unmarshal(raw[2], &ev.Data); err != nil {
 		return fmt.Errorf("event data is not a string: %w", err)
 	}
+	if err := ev.decodeBinary(); err != nil {
+		return err
+	}
 	*e = ev
 	return nil
 }
@@ -103,8 +133,11 @@ func roundMicro(sec float64) float64 {
 // and FuzzEncodeEvent hold it to that), so the format stays encoding/json's:
 // an escaping bug in a recording is an evidence bug. Times outside the
 // range where encoding/json prints plain decimals, and invalid UTF-8, take
-// encoding/json itself.
+// encoding/json itself. A "b" event's bytes are written as base64.
 func encodeEvent(buf *bytes.Buffer, e Event) error {
+	if e.Type == EventBinary {
+		e.Data = base64.StdEncoding.EncodeToString([]byte(e.Data))
+	}
 	t := roundMicro(e.Time)
 	if math.IsNaN(t) || math.IsInf(t, 0) || (t != 0 && (math.Abs(t) < 1e-6 || math.Abs(t) >= 1e21)) ||
 		!utf8.ValidString(e.Type) || !utf8.ValidString(e.Data) {
@@ -242,6 +275,11 @@ func (d *Decoder) readHeader() (Header, error) {
 	if err != nil {
 		return Header{}, err
 	}
+	return d.parseHeader(line)
+}
+
+// parseHeader validates the header line, line d.line of the stream.
+func (d *Decoder) parseHeader(line []byte) (Header, error) {
 	var h Header
 	if err := json.Unmarshal(line, &h); err != nil {
 		return Header{}, fmt.Errorf("line %d: asciicast header is not a JSON object: %w", d.line, err)

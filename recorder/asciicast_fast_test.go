@@ -2,6 +2,7 @@ package recorder
 
 import (
 	"bytes"
+	"encoding/base64"
 	"encoding/json"
 	"testing"
 )
@@ -11,7 +12,11 @@ func referenceEvent(t testing.TB, e Event) []byte {
 	var buf bytes.Buffer
 	enc := json.NewEncoder(&buf)
 	enc.SetEscapeHTML(false)
-	if err := enc.Encode([3]any{roundMicro(e.Time), e.Type, e.Data}); err != nil {
+	data := e.Data
+	if e.Type == EventBinary {
+		data = base64.StdEncoding.EncodeToString([]byte(data))
+	}
+	if err := enc.Encode([3]any{roundMicro(e.Time), e.Type, data}); err != nil {
 		t.Fatal(err)
 	}
 	return buf.Bytes()
@@ -41,6 +46,7 @@ func TestEncodeEventMatchesJSON(t *testing.T) {
 func FuzzEncodeEvent(f *testing.F) {
 	f.Add(1.25, "o", "a\x00b\u2028\"")
 	f.Add(0.0, "m", "\xe2\x80\xa8\xe2\x80")
+	f.Add(2.5, "b", "\xff\x00binary\xfe")
 	f.Fuzz(func(t *testing.T, sec float64, typ, data string) {
 		e := Event{Time: sec, Type: typ, Data: data}
 		var got bytes.Buffer

@@ -19,6 +19,9 @@ import (
 // either way (FuzzParseEventLine holds it to that).
 func ParseEventLine(line []byte) (Event, error) {
 	if ev, ok := parseEventFast(line); ok {
+		if err := ev.decodeBinary(); err != nil {
+			return Event{}, err
+		}
 		return ev, nil
 	}
 	var ev Event

@@ -24,6 +24,9 @@ func TestParseEventLine(t *testing.T) {
 		{"bad escape", `[1,"o","\x"]`, Event{}, true},
 		{"unterminated", `[1,"o","abc]`, Event{}, true},
 		{"not an array", `{"t":1}`, Event{}, true},
+		{"binary output", `[1,"b","/wBh"]`, Event{1, "b", "\xff\x00a"}, false},
+		{"binary output, general path", `[ 1 , "b" , "/wBh" ]`, Event{1, "b", "\xff\x00a"}, false},
+		{"binary output that is not base64", `[1,"b","/wB"]`, Event{}, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -45,7 +48,8 @@ func TestParseEventLine(t *testing.T) {
 // same event, or an error where encoding/json gives one.
 func FuzzParseEventLine(f *testing.F) {
 	for _, s := range []string{`[1.25,"o","hello"]`, `[0,"o","\u001b[31m\r\n"]`, `[2,"o","\ud83d\ude42"]`, `[1,"o","\ud83d"]`,
-		`[0.000001,"r","80x24"]`, `[10,"m","a\"b"]`, "[1,\"o\",\"\xff\"]", `[01,"o","x"]`, `[1.,"o","x"]`} {
+		`[0.000001,"r","80x24"]`, `[10,"m","a\"b"]`, "[1,\"o\",\"\xff\"]", `[01,"o","x"]`, `[1.,"o","x"]`,
+		`[1,"b","/wBh"]`, `[1,"b","/wB"]`, `[1,"b","\/wBh"]`} {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, line []byte) {

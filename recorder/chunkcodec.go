@@ -33,10 +33,10 @@ const (
 	trialBytes = 64 << 10
 	// storeRawAbove is the compressed/plain ratio of the trial above which
 	// a piece is stored in raw zstd blocks. Terminal text, logs and even
-	// runs of escapes compress to a few percent; the event lines of binary
-	// output (U+FFFD for every invalid byte, \u00XX for every control
-	// byte) compress to about a half, at a fraction of the speed, so that
-	// the recorder, not the network, would set the session's speed.
+	// runs of escapes compress to a few percent; binary output, base64 in
+	// "b" events, and text made mostly of controls (\u00XX each) compress
+	// to a half or not at all, at a fraction of the speed, so that the
+	// recorder, not the network, would set the session's speed.
 	storeRawAbove = 0.3
 	// rawBlockBytes is the largest raw block zstd allows (128 KiB).
 	rawBlockBytes = 128 << 10

@@ -24,7 +24,10 @@
 //     decoders and the buffer and finalises the row (end, state, exit status,
 //     byte counts).
 //  6. Later, [Store.WriteRecording] rebuilds the asciicast v2 file, which
-//     [Play] replays and `asciinema play` understands. Each append also
+//     [Play] replays and `asciinema play` understands. Output that is not
+//     UTF-8 text is kept byte for byte in "b" events ([EventBinary]), which
+//     standard players skip and [ExportStandard] turns into "o" events for
+//     them. Each append also
 //     stored a seek index entry for its chunk ([ChunkInfo], seekindex.go),
 //     through which the auditor's player (recorder/replay) jumps anywhere in
 //     a long recording without decoding what comes before.

@@ -1,6 +1,7 @@
 package recorder
 
 import (
+	"encoding/base64"
 	"encoding/binary"
 	"strconv"
 	"time"
@@ -287,4 +288,74 @@ func (d *utf8Decoder) flushHeld(dst []byte) []byte {
 		held = held[n:]
 	}
 	return dst
+}
+
+// appendOutputLine appends the event line of output bytes p: an "o" event
+// when the bytes d holds and p are text, else a "b" event that keeps them
+// all. Terminal output is text; binary output is cat of an archive, a
+// Latin-1 log, noise on a serial console.
+func appendOutputLine(dst []byte, at time.Duration, p []byte, d *utf8Decoder) []byte {
+	if d.isText(p) {
+		return appendEventLine(dst, at, 'o', p, d, false)
+	}
+	return appendBinaryLine(dst, at, p, d)
+}
+
+// appendBinaryLine appends the "b" event line of output bytes that are not
+// UTF-8 text: the bytes d holds (the start of a character the previous "o"
+// event left incomplete) and then p, as standard base64, so that every
+// byte the session printed is in the recording as it was. d is left empty.
+// Base64 is 4/3 of the bytes where an "o" event would spell binary output
+// at about 2.6 (U+FFFD for every invalid byte, \u00XX for every control),
+// and it is written at memory speed.
+func appendBinaryLine(dst []byte, at time.Duration, p []byte, d *utf8Decoder) []byte {
+	if d.n > 0 {
+		p = append(append(make([]byte, 0, d.n+len(p)), d.pend[:d.n]...), p...)
+		d.n = 0
+	}
+	if len(p) == 0 {
+		return dst
+	}
+	dst = append(dst, '[')
+	dst = strconv.AppendFloat(dst, roundMicro(at.Seconds()), 'f', -1, 64)
+	dst = append(dst, ',', '"', EventBinary[0], '"', ',', '"')
+	dst = base64.StdEncoding.AppendEncode(dst, p)
+	return append(dst, '"', ']', '\n')
+}
+
+// isText reports whether the bytes d holds followed by p are UTF-8 text,
+// allowing p to end in the start of a character (which d then holds for
+// the next event): an "o" event then carries them exactly. Anything else
+// is recorded as a "b" event. utf8.Valid stops at the first invalid byte,
+// which binary output has within a few bytes, and checks text at several
+// bytes a nanosecond.
+func (d *utf8Decoder) isText(p []byte) bool {
+	if d.n > 0 {
+		var seq [2 * utf8.UTFMax]byte
+		k := copy(seq[:], d.pend[:d.n])
+		used := copy(seq[k:], p[:min(len(p), utf8.UTFMax-1)])
+		n, st := classify(seq[:k+used])
+		switch {
+		case st == seqIncomplete:
+			return used == len(p) // p is all of it, and still only a start
+		case st == seqInvalid:
+			return false
+		}
+		p = p[n-k:]
+	}
+	if utf8.Valid(p) {
+		return true
+	}
+	// A character cut short at the end: its lead is one of the last three
+	// bytes, and everything before it must be valid.
+	for k := len(p) - 1; k >= max(len(p)-(utf8.UTFMax-1), 0); k-- {
+		if p[k] >= 0xC0 {
+			_, st := classify(p[k:])
+			return st == seqIncomplete && utf8.Valid(p[:k])
+		}
+		if p[k] < 0x80 {
+			return false
+		}
+	}
+	return false
 }

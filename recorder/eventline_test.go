@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/rand"
 	"encoding/json"
+	"fmt"
 	mrand "math/rand/v2"
 	"strings"
 	"testing"
@@ -212,4 +213,59 @@ func TestAppendTextMixedBytes(t *testing.T) {
 			}
 		}
 	}
+}
+
+// referenceIsText is isText's contract in the standard library's terms:
+// the held bytes and p are valid UTF-8, or are up to a last character
+// that has only begun (utf8.FullRune counts an invalid start as full).
+func referenceIsText(held, p []byte) bool {
+	all := append(append([]byte(nil), held...), p...)
+	if utf8.Valid(all) {
+		return true
+	}
+	for k := max(len(all)-(utf8.UTFMax-1), 0); k < len(all); k++ {
+		if utf8.RuneStart(all[k]) && utf8.Valid(all[:k]) && !utf8.FullRune(all[k:]) {
+			return true
+		}
+	}
+	return false
+}
+
+// FuzzAppendOutputLine cuts arbitrary bytes into reads at fuzzed points and
+// encodes them as the recorder does: every line is valid UTF-8 (the store
+// takes them unchecked), "o" and "b" are chosen as isText's contract says,
+// and the recording's output events hold exactly the bytes read.
+func FuzzAppendOutputLine(f *testing.F) {
+	f.Add([]byte("hello \xe2\x82\xac \x00 \xff"), uint8(3), uint8(7))
+	f.Add([]byte("x\xe2\x82\xacy\xf0\x9f\x98"), uint8(2), uint8(2))
+	f.Add([]byte("\xed\xa0\x80\xf0\x9f\x98\x80\u2028"), uint8(1), uint8(2))
+	f.Fuzz(func(t *testing.T, data []byte, cut1, cut2 uint8) {
+		a := min(int(cut1), len(data))
+		b := min(a+int(cut2), len(data))
+		var d utf8Decoder
+		var lines []byte
+		for i, p := range [][]byte{data[:a], data[a:b], data[b:]} {
+			text := referenceIsText(d.pend[:d.n], p)
+			mark := len(lines)
+			lines = appendOutputLine(lines, time.Duration(i)*time.Second, p, &d)
+			if typ := bytes.HasPrefix(lines[mark:], fmt.Appendf(nil, `[%d,"o"`, i)); mark != len(lines) && typ != text {
+				t.Fatalf("read %d (%q): line %q, want text=%v", i, p, lines[mark:], text)
+			}
+		}
+		lines = appendBinaryLine(lines, 3*time.Second, nil, &d)
+		if !utf8.Valid(lines) {
+			t.Fatalf("the encoder wrote invalid UTF-8: %q", lines)
+		}
+		var got []byte
+		for line := range bytes.Lines(lines) {
+			ev, err := ParseEventLine(bytes.TrimSuffix(line, []byte("\n")))
+			if err != nil {
+				t.Fatalf("line %q: %v", line, err)
+			}
+			got = append(got, ev.Data...)
+		}
+		if !bytes.Equal(got, data) {
+			t.Fatalf("recorded %q, want %q", got, data)
+		}
+	})
 }

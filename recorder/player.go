@@ -39,9 +39,10 @@ func sleepCtx(ctx context.Context, d time.Duration) error {
 	}
 }
 
-// Play writes the output ("o") events of the asciicast v2 stream r to w at
-// the recorded pace. Input, markers and unknown event types are not printed
-// (markers are for navigation, input was already echoed as output). Resize
+// Play writes what the terminal printed (the "o" and "b" events) of the
+// asciicast v2 stream r to w at the recorded pace. Input, markers and
+// unknown event types are not printed (markers are for navigation, input
+// was already echoed as output). Resize
 // events are ignored: the viewer's terminal keeps its own size, and asking it
 // to resize by escape sequence works on few terminals and surprises on the
 // rest. Time spent between outputs, markers included, counts as one pause.
@@ -85,7 +86,7 @@ func Play(ctx context.Context, r io.Reader, w io.Writer, opt PlayOptions) error 
 		if err != nil {
 			return fmt.Errorf("play: %w", err)
 		}
-		if ev.Type != EventOutput {
+		if !ev.IsOutput() {
 			continue
 		}
 		if ev.Time < from {

@@ -17,7 +17,7 @@ const playCast = `{"version":2,"width":80,"height":24}
 [3.5,"i","typed"]
 [4,"r","100x30"]
 [10,"o","c"]
-[10,"o","d"]
+[10,"b","ZP8="]
 `
 
 // sleepLog is a fake Sleep that records the pauses instead of taking them.
@@ -55,8 +55,8 @@ func TestPlayPace(t *testing.T) {
 			if err := Play(t.Context(), strings.NewReader(tt.cast), &out, tt.opt); err != nil {
 				t.Fatal(err)
 			}
-			if out.String() != "abcd" {
-				t.Errorf("output %q, want only the output events %q", out.String(), "abcd")
+			if out.String() != "abcd\xff" {
+				t.Errorf("output %q, want only the output events %q", out.String(), "abcd\xff")
 			}
 			if !slices.Equal(log.d, tt.pause) {
 				t.Errorf("pauses %v, want %v", log.d, tt.pause)

@@ -257,8 +257,9 @@ type rawEvent struct {
 	off, end int
 }
 
-// Output records bytes the session printed as an "o" event. It never keeps
-// p; it waits only when MaxPending bytes are queued.
+// Output records bytes the session printed: as an "o" event when they are
+// UTF-8 text, else as a "b" event that keeps every byte. It never keeps p;
+// it waits only when MaxPending bytes are queued.
 func (r *Recorder) Output(p []byte) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -409,7 +410,7 @@ func (r *Recorder) flush(ctx context.Context, final bool) error {
 		data := arena[ev.off:ev.end]
 		switch ev.typ {
 		case 'o':
-			line = appendEventLine(line, ev.at, ev.typ, data, &r.out, false)
+			line = appendOutputLine(line, ev.at, data, &r.out)
 		case 'i':
 			line = appendEventLine(line, ev.at, ev.typ, data, &r.in, false)
 		default: // 'r' and 'm' carry valid UTF-8 of their own
@@ -430,7 +431,8 @@ func (r *Recorder) flush(ctx context.Context, final bool) error {
 		}
 	}
 	if final {
-		line = appendEventLine(line, tailAt, 'o', nil, &r.out, true)
+		// The start of a character the session never finished printing.
+		line = appendBinaryLine(line, tailAt, nil, &r.out)
 		if r.recordInput {
 			line = appendEventLine(line, tailAt, 'i', nil, &r.in, true)
 		}
@@ -607,10 +609,11 @@ func (r *Recorder) AddTarget(name string) {
 }
 
 // Close ends the recording: it stops the flusher, emits what the UTF-8
-// decoders still hold (as U+FFFD: the stream ended mid-character), appends
-// the rest of the buffer and writes the final row with the end time, state
-// (closed if empty, active or unknown), exit status, byte counts and reason (why the
-// session ended abnormally, or empty).
+// decoders still hold (the output's as a "b" event, the input's as U+FFFD:
+// the stream ended mid-character), appends the rest of the buffer and
+// writes the final row with the end time, state (closed if empty, active
+// or unknown), exit status, byte counts and reason (why the session ended
+// abnormally, or empty).
 //
 // ctx bounds these final writes: pass one that is still live after the
 // session ended (an SSH session's own context is cancelled by then). Close

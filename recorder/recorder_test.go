@@ -271,18 +271,46 @@ func TestRecorderUTF8SplitAcrossOutputs(t *testing.T) {
 	}
 }
 
-func TestRecorderInvalidBytes(t *testing.T) {
-	s, _ := openTestStore(t)
-	h := newHarness(t, s, nil)
-	h.rec.Output([]byte("a\xffb\xe2\x82Ac"))
-	h.rec.Output([]byte("\xf0\x9f\x98")) // cut short by the end of the session
-	if err := h.rec.Close(t.Context(), nil, StateClosed, ""); err != nil {
-		t.Fatal(err)
+// TestRecorderBinaryOutput: output that is not UTF-8 text is recorded as
+// "b" events that hold every byte, text as "o" events, and a character cut
+// across reads stays whole in whichever event carries it.
+func TestRecorderBinaryOutput(t *testing.T) {
+	tests := []struct {
+		name   string
+		reads  []string
+		events []Event
+	}{
+		{"invalid bytes", []string{"a\xffb\xe2\x82Ac"}, []Event{{0, "b", "a\xffb\xe2\x82Ac"}}},
+		{"cut short by the end of the session", []string{"ok\xf0\x9f\x98"},
+			[]Event{{0, "o", "ok"}, {0, "b", "\xf0\x9f\x98"}}},
+		{"text, binary, text", []string{"é", "\x00\x80\xfe", "ü"},
+			[]Event{{0, "o", "é"}, {0, "b", "\x00\x80\xfe"}, {0, "o", "ü"}}},
+		{"a character split, then binary", []string{"x\xe2\x82", "\xac\xff"},
+			[]Event{{0, "o", "x"}, {0, "b", "\xe2\x82\xac\xff"}}},
+		{"a character split, then text", []string{"x\xe2\x82", "\xacy"},
+			[]Event{{0, "o", "x"}, {0, "o", "€y"}}},
+		{"binary that ends in the start of a character", []string{"\xff\xe2\x82", "\xac"},
+			[]Event{{0, "b", "\xff\xe2\x82"}, {0, "b", "\xac"}}},
+		{"a start held, then a byte that ends it", []string{"\xf0", "\x9f", "A"},
+			[]Event{{0, "b", "\xf0\x9fA"}}},
+		{"an encoded surrogate", []string{"\xed\xa0\x80"}, []Event{{0, "b", "\xed\xa0\x80"}}},
+		{"NUL and escapes are text", []string{"\x00\x1b[0m"}, []Event{{0, "o", "\x00\x1b[0m"}}},
 	}
-	_, evs := readRecording(t, s, "sess1")
-	want := []Event{{0, "o", "a\uFFFDb\uFFFDAc"}, {0, "o", "\uFFFD"}}
-	if !slices.Equal(evs, want) {
-		t.Errorf("events %+v, want %+v", evs, want)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s, _ := openTestStore(t)
+			h := newHarness(t, s, nil)
+			for _, p := range tt.reads {
+				h.rec.Output([]byte(p))
+			}
+			if err := h.rec.Close(t.Context(), nil, StateClosed, ""); err != nil {
+				t.Fatal(err)
+			}
+			_, evs := readRecording(t, s, "sess1")
+			if !slices.Equal(evs, tt.events) {
+				t.Errorf("events %#v, want %#v", evs, tt.events)
+			}
+		})
 	}
 }
 
@@ -585,12 +613,18 @@ func TestCrashThenReopen(t *testing.T) {
 // TestRecorderPieces: a busy session's output is stored in chunks of about
 // pieceBytes of event lines (the unit a replay seeks to), compressible
 // output in few appends, binary output in appends whose stored size stays
-// bounded, and the recording holds exactly the decoded output either way.
+// bounded, and the recording holds exactly the output either way.
 func TestRecorderPieces(t *testing.T) {
 	random := make([]byte, 24<<20)
 	rng := rand.New(rand.NewPCG(1, 2))
 	for i := range random {
 		random[i] = byte(rng.Uint32())
+	}
+	// Seven-bit noise is text, a quarter of it controls spelt \u00XX:
+	// event lines over twice its size, which do not compress.
+	noise := make([]byte, len(random))
+	for i, c := range random {
+		noise[i] = c & 0x7f
 	}
 	text := bytes.Repeat([]byte("2026-12-01T14:16:30Z INFO served /api/v1/items status=200\r\n"), 6<<20/58)
 	for _, tt := range []struct {
@@ -604,7 +638,8 @@ func TestRecorderPieces(t *testing.T) {
 		minAppends int
 	}{
 		{"text", text, len(text)/flushThreshold + 2, false, 1},
-		{"binary", random, len(random), true, 2},
+		{"binary", random, len(random), true, 1},
+		{"control-heavy text", noise, len(noise), true, 2},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			s, _ := openTestStore(t)
@@ -626,15 +661,15 @@ func TestRecorderPieces(t *testing.T) {
 			if err := h.rec.Close(t.Context(), nil, StateClosed, ""); err != nil {
 				t.Fatal(err)
 			}
-			var d utf8Decoder
-			want := string(d.decode(nil, tt.data, true))
 			_, evs := readRecording(t, s, "sess1")
 			var got strings.Builder
 			for _, e := range evs {
-				got.WriteString(e.Data)
+				if e.IsOutput() {
+					got.WriteString(e.Data)
+				}
 			}
-			if got.String() != want {
-				t.Fatalf("recording holds %d bytes of text, want %d (the decoded output)", got.Len(), len(want))
+			if got.String() != string(tt.data) {
+				t.Fatalf("recording holds %d bytes of output, want the %d bytes printed", got.Len(), len(tt.data))
 			}
 			idx, err := s.ChunkIndex(t.Context(), "sess1")
 			if err != nil {

@@ -118,15 +118,39 @@ func IndexChunk(seq uint64, plain []byte) (ChunkInfo, error) {
 	if info.End, err = lineTime(last); err != nil {
 		return info, fmt.Errorf("last event: %w", err)
 	}
+	// Binary output ("b" lines, base64) holds no escapes: only the text
+	// between them is searched. `,"b","` is only ever a type field, as
+	// quotes inside a string are escaped.
+	for lo := 0; lo < len(plain); {
+		hi, next := len(plain), len(plain)
+		if k := bytes.Index(plain[lo:], binaryTypeField); k >= 0 {
+			hi = lastNewline(plain[:lo+k]) + 1
+			next = len(plain)
+			if e := bytes.IndexByte(plain[lo+k:], '\n'); e >= 0 {
+				next = lo + k + e + 1
+			}
+		}
+		findKeyframes(plain, lo, hi, &info)
+		lo = next
+	}
+	return info, nil
+}
+
+// binaryTypeField is what marks a "b" event line.
+var binaryTypeField = []byte(`,"b","`)
+
+// findKeyframes records in info the last keyframe that starts in
+// plain[lo:hi], event lines with no "b" line among them.
+func findKeyframes(plain []byte, lo, hi int, info *ChunkInfo) {
 	// One pass over the escapes (ESC is spelt \u001b in an event line),
 	// checking each against the patterns: this runs on every append, so
 	// it must cost little next to compression.
-	for i := 0; ; {
+	for i := lo; ; {
 		// Look for the 'b' of \u001b: '\', 'u' and '0' fill the event
 		// lines of zeros and of binary output, and '1' log text (times,
 		// counters), so a search for any of them stops every few bytes;
 		// 'b' is rare in all of them, and IndexByte is the fastest search.
-		j := bytes.IndexByte(plain[i:], 'b')
+		j := bytes.IndexByte(plain[i:hi], 'b')
 		if j < 0 {
 			break
 		}
@@ -137,7 +161,7 @@ func IndexChunk(seq uint64, plain []byte) (ChunkInfo, error) {
 		i += j - (len(jsonESC) - 1)
 		// Every pattern goes on with "[H", "[1;1H", "[2J" or "c": most
 		// escapes (colours: "[32m") are passed over on two bytes.
-		if n := i + len(jsonESC); n+1 >= len(plain) || !(plain[n] == 'c' || plain[n] == '[' && (plain[n+1] == 'H' || plain[n+1] == '1' || plain[n+1] == '2')) {
+		if n := i + len(jsonESC); n+1 >= hi || !(plain[n] == 'c' || plain[n] == '[' && (plain[n+1] == 'H' || plain[n+1] == '1' || plain[n+1] == '2')) {
 			i += len(jsonESC)
 			continue
 		}
@@ -151,7 +175,6 @@ func IndexChunk(seq uint64, plain []byte) (ChunkInfo, error) {
 		}
 		i += len(jsonESC)
 	}
-	return info, nil
 }
 
 // jsonESC is ESC as encodeEvent spells it inside a JSON string.

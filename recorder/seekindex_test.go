@@ -27,6 +27,8 @@ func TestIndexChunk(t *testing.T) {
 		{"typed clear is not shown", []Event{{1, "o", "\x1b[H\x1b[2J"}, {2, "i", "\x1b[H\x1b[2J"}}, 0},
 		{"text that spells an escape", []Event{{1, "o", `\u001b[H\u001b[2J`}}, -1},
 		{"marker", []Event{{1, "m", "\x1bc"}}, -1},
+		{"between binary output", []Event{{1, "b", "\xff\x1b[H\x1b[2J"}, {2, "o", "\x1bc"}, {3, "b", "\xfe"}, {4, "o", "z"}}, 1},
+		{"binary output is not searched", []Event{{1, "o", "\x1bc"}, {2, "b", "\x1bc\xff"}}, 0},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -235,6 +237,7 @@ func FuzzLastNewline(f *testing.F) {
 func FuzzIndexChunk(f *testing.F) {
 	f.Add([]byte("ls\r\n\x1b[H\x1b[2Jtop\x1b[32mok\x1b[0m"), []byte("\x00\x1bc"), uint8(3))
 	f.Add([]byte("\\u001b[2J \x1b[1;1H\x1b[J"), []byte("b\x1b[2J\x1b[H"), uint8(0))
+	f.Add([]byte("\x1b[H\x1b[2J\xff"), []byte("\x1bc"), uint8(2))
 	f.Fuzz(func(t *testing.T, a, b []byte, n uint8) {
 		var d utf8Decoder
 		var lines []byte
@@ -243,7 +246,12 @@ func FuzzIndexChunk(f *testing.F) {
 			if int(n)%3 == k {
 				typ = 'i'
 			}
-			lines = appendEventLine(lines, time.Duration(k)*time.Second, typ, p, &d, k == 2)
+			at := time.Duration(k) * time.Second
+			if typ == 'o' {
+				lines = appendOutputLine(lines, at, p, &d) // text or binary, as recorded
+			} else {
+				lines = appendEventLine(lines, at, typ, p, &d, k == 2)
+			}
 		}
 		if len(lines) == 0 {
 			return

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -104,9 +105,11 @@ func parseWhen(s string, now time.Time) (time.Time, error) {
 }
 
 func runExport(ctx context.Context, e *env, args []string) error {
-	fs := newFlags(e, "export", "export ID [--config F] [-o FILE]")
+	fs := newFlags(e, "export", "export ID [--config F] [-o FILE] [--standard]")
 	cfgPath := fs.String("config", "", "configuration file")
 	out := fs.String("o", "", "write to FILE instead of standard output")
+	standard := fs.Bool("standard", false, "write binary output (\"b\" events) as standard \"o\" events, bytes that are not text as U+FFFD, "+
+		"for players that know only o, i, m and r; the file then no longer matches the session's recording_sha256")
 	pos, err := parseFlags(fs, args)
 	if err != nil {
 		return err
@@ -127,8 +130,12 @@ func runExport(ctx context.Context, e *env, args []string) error {
 	if err := auditReadSession(ctx, e, ops, "export", pos[0], strings.Join(args, " ")); err != nil {
 		return err
 	}
+	write := func(w io.Writer) error { return ops.WriteRecording(ctx, pos[0], w) }
+	if *standard {
+		write = func(w io.Writer) error { return writeStandard(ctx, ops, pos[0], w) }
+	}
 	if *out == "" {
-		return ops.WriteRecording(ctx, pos[0], e.stdout)
+		return write(e.stdout)
 	}
 	// Write beside the destination and rename, so a failed export never
 	// leaves a truncated file that looks like evidence.
@@ -137,7 +144,7 @@ func runExport(ctx context.Context, e *env, args []string) error {
 		return fmt.Errorf("export: %w", err)
 	}
 	defer os.Remove(tmp.Name())
-	if err := ops.WriteRecording(ctx, pos[0], tmp); err != nil {
+	if err := write(tmp); err != nil {
 		_ = tmp.Close()
 		return err
 	}
@@ -146,6 +153,27 @@ func runExport(ctx context.Context, e *env, args []string) error {
 	}
 	if err := os.Rename(tmp.Name(), *out); err != nil {
 		return fmt.Errorf("export: %w", err)
+	}
+	return nil
+}
+
+// writeStandard writes the recording of session id to w as a standard
+// asciicast v2 file (recorder.ExportStandard), converting it as it streams.
+func writeStandard(ctx context.Context, ops admin.Ops, id string, w io.Writer) error {
+	pr, pw := io.Pipe()
+	done := make(chan error, 1)
+	go func() {
+		err := ops.WriteRecording(ctx, id, pw)
+		pw.CloseWithError(err)
+		done <- err
+	}()
+	cerr := recorder.ExportStandard(w, pr)
+	_ = pr.CloseWithError(errStopRead) // stops the writer if the conversion stopped early
+	if err := <-done; err != nil && !errors.Is(err, errStopRead) {
+		return err
+	}
+	if cerr != nil {
+		return fmt.Errorf("export %s: %w", id, cerr)
 	}
 	return nil
 }
@@ -364,12 +392,12 @@ func recordingContains(ctx context.Context, ops admin.Ops, id, text string) (boo
 // errStopRead ends a recording's writer once the search has its answer.
 var errStopRead = errors.New("search done")
 
-// outputContains reports whether the "o" events of an asciicast stream
-// contain text, also across event boundaries. Lines in the recorder's own
-// shape ([time,"o","data"]) are read without encoding/json, which would
-// cost most of the search: the data string is unescaped in place (JSON
-// escapes only); anything else takes the full decoder, so the result is
-// the same for any valid file.
+// outputContains reports whether the output ("o" and "b") events of an
+// asciicast stream contain text, also across event boundaries. Lines in
+// the recorder's own shape ([time,"o","data"]) are read without
+// encoding/json, which would cost most of the search: the data string is
+// unescaped in place (JSON escapes only); anything else takes the full
+// decoder, so the result is the same for any valid file.
 func outputContains(r io.Reader, text string) (bool, error) {
 	if text == "" {
 		return true, nil
@@ -407,7 +435,7 @@ func outputContains(r io.Reader, text string) (bool, error) {
 			if err := json.Unmarshal(line, &ev); err != nil {
 				return false, fmt.Errorf("line %d: %w", n, err)
 			}
-			if ev.Type != recorder.EventOutput {
+			if !ev.IsOutput() {
 				continue
 			}
 			data = append(data[:0], ev.Data...)
@@ -456,7 +484,8 @@ func readLine(br *bufio.Reader, buf []byte) ([]byte, error) {
 }
 
 // fastOutputData reads a line the recorder wrote, [time,"TYPE","DATA"],
-// and appends DATA, unescaped, to buf for an output event; it returns nil
+// and appends DATA, unescaped (or, for "b", decoded from base64), to buf
+// for an output event; it returns nil
 // (and true) for another event type, and false when the line is not in
 // that exact shape (the caller then uses encoding/json).
 func fastOutputData(line, buf []byte) ([]byte, bool) {
@@ -468,6 +497,18 @@ func fastOutputData(line, buf []byte) ([]byte, bool) {
 		return nil, false
 	}
 	rest := line[comma+1 : len(line)-1]
+	if b64, ok := bytes.CutPrefix(rest, []byte(`"b","`)); ok {
+		// Binary output: base64 has no escapes, so the data ends at the
+		// first quote, which must be the last byte.
+		if len(b64) == 0 || bytes.IndexByte(b64, '"') != len(b64)-1 {
+			return nil, false
+		}
+		out, err := base64.StdEncoding.AppendDecode(buf, b64[:len(b64)-1])
+		if err != nil {
+			return nil, false // encoding/json's path words the error
+		}
+		return out, true
+	}
 	if !bytes.HasPrefix(rest, []byte(`"o","`)) {
 		if len(rest) > 0 && rest[0] == '"' && len(rest) > 2 {
 			if end := bytes.IndexByte(rest[1:], '"'); end > 0 && bytes.IndexByte(rest[1:1+end], '\\') < 0 &&

@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"strings"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/bastion-dev/bastion/recorder"
 )
@@ -25,7 +26,7 @@ func referenceContains(t *testing.T, cast, text string) bool {
 		if err != nil {
 			t.Fatalf("reference decode: %v", err)
 		}
-		if ev.Type == recorder.EventOutput {
+		if ev.IsOutput() {
 			all.WriteString(ev.Data)
 		}
 	}
@@ -45,7 +46,10 @@ func TestOutputContains(t *testing.T) {
 		`[0.9,"r","100x40"]` + "\n" +
 		`[1.0,"o","tab\there"]` + "\n" +
 		`[1.1,"o",""]` + "\n" +
-		`[1.2,"o","lone \ud800 surrogate"]` + "\n"
+		`[1.2,"o","lone \ud800 surrogate"]` + "\n" +
+		`[1.3,"b","/3NlY3JldP4="]` + "\n" + // \xffsecret\xfe
+		`[1.4, "b", "/2JpbmFyeS1zcGFj/g=="]` + "\n" + // \xffbinary-spac\xfe, not the recorder's spelling
+		`[1.5,"o","ed"]` + "\n"
 	cases := []struct {
 		text string
 		want bool
@@ -62,6 +66,10 @@ func TestOutputContains(t *testing.T) {
 		{"tab\there", true},
 		{"lone \uFFFD surrogate", true},
 		{"absent", false},
+		{"\xffsecret\xfe", true}, // binary output, decoded
+		{"secret", true},
+		{"/3NlY3JldP4=", false},     // its base64 is not output
+		{"binary-spac\xfeed", true}, // across a "b" and an "o" event
 		{"g", true},
 	}
 	for _, c := range cases {
@@ -82,7 +90,7 @@ func TestOutputContains(t *testing.T) {
 // the decoder every time.
 func TestOutputContainsAgreesWithDecoder(t *testing.T) {
 	rng := rand.New(rand.NewPCG(7, 8))
-	alphabet := []string{"a", "b", "\r\n", "\x1b[", "\"", "\\", "é", "🔒", "\u2028", "\x00", "\t", " "}
+	alphabet := []string{"a", "b", "\r\n", "\x1b[", "\"", "\\", "é", "🔒", "\u2028", "\x00", "\t", " ", "\xff", "\x80"}
 	for round := range 200 {
 		var buf bytes.Buffer
 		buf.WriteString(castHeader)
@@ -94,10 +102,13 @@ func TestOutputContainsAgreesWithDecoder(t *testing.T) {
 				data.WriteString(alphabet[rng.IntN(len(alphabet))])
 			}
 			typ := []string{"o", "o", "o", "i", "m"}[rng.IntN(5)]
+			if typ == "o" && !utf8.ValidString(data.String()) {
+				typ = "b" // as the recorder writes output that is not text
+			}
 			if err := enc.WriteEvent(recorder.Event{Time: float64(i), Type: typ, Data: data.String()}); err != nil {
 				t.Fatal(err)
 			}
-			if typ == "o" {
+			if typ == "o" || typ == "b" {
 				out.WriteString(data.String())
 			}
 		}
@@ -132,6 +143,7 @@ func TestOutputContainsRefusesDamage(t *testing.T) {
 		"", // no header
 		castHeader + `[0.1,"o","unterminated` + "\n",
 		castHeader + `not json` + "\n",
+		castHeader + `[0.1,"b","not base64!"]` + "\n",
 	} {
 		if _, err := outputContains(strings.NewReader(cast), "needle"); err == nil {
 			t.Errorf("damaged recording %q searched without error", cast)

@@ -167,7 +167,7 @@ func (p *player) write(b []byte) error {
 func (p *player) peek(ctx context.Context) (recorder.Event, bool, error) {
 	for {
 		for p.ei < len(p.evs) {
-			if ev := p.evs[p.ei]; ev.Type == recorder.EventOutput {
+			if ev := p.evs[p.ei]; ev.IsOutput() {
 				return ev, true, nil
 			}
 			p.ei++
@@ -257,7 +257,7 @@ func (p *player) seekTail(ctx context.Context, target float64) error {
 		}
 		var data []byte
 		for _, ev := range evs[:n] {
-			if ev.Type == recorder.EventOutput {
+			if ev.IsOutput() {
 				data = append(data, ev.Data...)
 			}
 		}

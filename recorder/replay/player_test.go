@@ -266,6 +266,7 @@ func TestPlayFromKeyframe(t *testing.T) {
 		recorder.Event{Time: 1, Type: "i", Data: "\x1b[H\x1b[2J"}, // typed, not shown: not a keyframe
 		recorder.Event{Time: 1.5, Type: "o", Data: "\x1b[H\x1b[2Jkeyframe-A\r\n"},
 		recorder.Event{Time: 2, Type: "o", Data: "line-2\x1b]52;c;cm0gLXJmIC8K\x07\r\n"},
+		recorder.Event{Time: 2.2, Type: "b", Data: "bin\xffary\r\n"}, // not text: shown as a terminal would
 		recorder.Event{Time: 50, Type: "o", Data: "late\r\n"},
 	)
 	scr, kb, wait := startPlay(t, src, Options{From: 2500 * time.Millisecond, User: "alice", Target: "web-1", NoColor: true})
@@ -275,7 +276,7 @@ func TestPlayFromKeyframe(t *testing.T) {
 		t.Fatal(err)
 	}
 	out := scr.String()
-	for _, want := range []string{"\x1b[?1049h", "keyframe-A", "line-2", "\x1b[?1049l"} {
+	for _, want := range []string{"\x1b[?1049h", "keyframe-A", "line-2", "bin\uFFFDary", "\x1b[?1049l"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("output lacks %q: %q", want, out)
 		}
