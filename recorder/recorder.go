@@ -139,6 +139,13 @@ type Recorder struct {
 	// batch is encoded (double buffering: no regrowth from nothing).
 	spareQueue []rawEvent
 	spareArena []byte
+	// wasBusy is whether the last flush was a busy one. The buffers are
+	// let go after two quiet flushes in a row, not one: the interval's
+	// tick lands between the busy flushes of a fast session, and dropping
+	// them there had every busy second regrow 16 MiB of arena and the
+	// piece buffers from nothing (a tenth of the bastion's CPU streaming
+	// binary output).
+	wasBusy bool
 
 	mu     sync.Mutex
 	room   *sync.Cond // signalled when the flusher took the queue, or the recording ended
@@ -396,8 +403,10 @@ func (r *Recorder) flush(ctx context.Context, final bool) error {
 	r.mu.Unlock()
 
 	busy := len(arena) >= flushThreshold
+	keep := busy || r.wasBusy
+	r.wasBusy = busy
 	var line []byte
-	if busy {
+	if keep {
 		line = r.takeBuf()
 	} else {
 		// An idle or interactive session (small flushes) holds no piece
@@ -447,7 +456,7 @@ func (r *Recorder) flush(ctx context.Context, final bool) error {
 		err = r.waitAppend()
 	}
 	// A busy session keeps its queue and arena for the next flush.
-	if busy {
+	if keep {
 		r.spareQueue, r.spareArena = queue[:0], arena[:0]
 	}
 	return err

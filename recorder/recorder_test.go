@@ -698,3 +698,50 @@ func TestRecorderPieces(t *testing.T) {
 		})
 	}
 }
+
+// TestRecorderKeepsBuffersOverOneQuietFlush: the interval's tick lands
+// between the busy flushes of a fast session; it must not drop the piece
+// buffers and the arena the next busy flush needs (regrowing them cost a
+// tenth of the bastion's CPU on binary output), while two quiet flushes in
+// a row still let an idle session's memory go.
+func TestRecorderKeepsBuffersOverOneQuietFlush(t *testing.T) {
+	s, _ := openTestStore(t)
+	h := newHarness(t, s, nil)
+	r := h.rec
+	queue := func(p []byte) {
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		off := len(r.arena)
+		r.arena = append(r.arena, p...)
+		r.queue = append(r.queue, rawEvent{typ: 'o', off: off, end: len(r.arena)})
+	}
+	flush := func() (bufs, spare int) {
+		t.Helper()
+		if err := r.flush(t.Context(), false); err != nil {
+			t.Fatal(err)
+		}
+		r.flushMu.Lock()
+		defer r.flushMu.Unlock()
+		if err := r.waitAppend(); err != nil {
+			t.Fatal(err)
+		}
+		return len(r.bufs), cap(r.spareArena)
+	}
+	big := bytes.Repeat([]byte("2026-12-01 INFO busy\r\n"), flushThreshold/20)
+	queue(big)
+	if bufs, _ := flush(); bufs == 0 {
+		t.Fatal("a busy flush kept no piece buffer")
+	}
+	queue([]byte("a little"))
+	if bufs, spare := flush(); bufs == 0 || spare == 0 {
+		t.Errorf("one quiet flush after a busy one: %d piece buffers, spare arena of %d bytes; want them kept", bufs, spare)
+	}
+	queue(big)
+	flush()
+	queue([]byte("quiet"))
+	flush()
+	queue([]byte("still quiet"))
+	if bufs, spare := flush(); bufs != 0 || spare != 0 {
+		t.Errorf("two quiet flushes: %d piece buffers, spare arena of %d bytes; want none", bufs, spare)
+	}
+}
