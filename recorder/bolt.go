@@ -410,6 +410,13 @@ func (s *BoltStore) AppendPrepared(ctx context.Context, id string, chunks []Prep
 	if err := s.chunks.do(a, size, s.commitChunks); err != nil {
 		return fmt.Errorf("append to session %s: %w", id, err)
 	}
+	if a.err == nil {
+		// Committed: bbolt has copied the chunks into its pages.
+		for i := range chunks {
+			s.codec.release(chunks[i].stored)
+			chunks[i].stored = nil
+		}
+	}
 	return a.err
 }
 

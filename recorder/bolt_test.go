@@ -614,3 +614,61 @@ func TestAppendChunkTooLongToRead(t *testing.T) {
 		t.Errorf("recording has %d lines after a refused append, want the header alone", lines)
 	}
 }
+
+// TestAppendPreparedReusesRawFrames: the buffer of a raw frame goes back to
+// the codec once its commit is done, the next piece is built in it, and
+// the chunk stored first still reads back as it was: bbolt copied it.
+func TestAppendPreparedReusesRawFrames(t *testing.T) {
+	s, _ := openTestStore(t)
+	ctx := t.Context()
+	if err := s.CreateSession(ctx, activeMeta("s1", "alice", "web-1", t0)); err != nil {
+		t.Fatal(err)
+	}
+	rng := rand.New(rand.NewPCG(5, 6))
+	piece := func(at int) []byte {
+		raw := make([]byte, 256<<10)
+		for i := range raw {
+			raw[i] = byte(rng.Uint32())
+		}
+		var d utf8Decoder
+		return appendBinaryLine(nil, time.Duration(at)*time.Second, raw, &d)
+	}
+	first, second := piece(1), piece(2)
+	c1, err := s.PrepareEncoded(first)
+	if err != nil {
+		t.Fatal(err)
+	}
+	buf := c1.stored[:1]
+	chunks := []PreparedChunk{c1}
+	if err := s.AppendPrepared(ctx, "s1", chunks); err != nil {
+		t.Fatal(err)
+	}
+	if chunks[0].stored != nil {
+		t.Error("a committed chunk still holds its buffer")
+	}
+	c2, err := s.PrepareEncoded(second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !raceEnabled && &c2.stored[:1][0] != &buf[0] {
+		t.Error("the second raw frame was not built in the first one's buffer")
+	}
+	if err := s.AppendPrepared(ctx, "s1", []PreparedChunk{c2}); err != nil {
+		t.Fatal(err)
+	}
+	for seq, want := range [][]byte{first, second} {
+		got, err := s.ReadChunk(ctx, "s1", uint64(seq+1))
+		if err != nil || !bytes.Equal(got, want) {
+			t.Errorf("chunk %d reads back %d bytes (%v), want the %d appended", seq+1, len(got), err, len(want))
+		}
+	}
+	// A failed append keeps its chunk's buffer: nothing was committed.
+	c3, err := s.PrepareEncoded(piece(3))
+	if err != nil {
+		t.Fatal(err)
+	}
+	failed := []PreparedChunk{c3}
+	if err := s.AppendPrepared(ctx, "no-such-session", failed); err == nil || failed[0].stored == nil {
+		t.Errorf("append to a missing session = %v, chunk buffer kept %v", err, failed[0].stored != nil)
+	}
+}

@@ -43,6 +43,10 @@ const (
 	// s2BlockBytes is the S2 stream's block size: a piece is one block or
 	// a few.
 	s2BlockBytes = 1 << 20
+	// rawFrameCap is the capacity of the reused buffers raw frames are
+	// built in: a recorder's piece (pieceBufBytes) with its block headers
+	// fits. Larger pieces get a buffer of their own.
+	rawFrameCap = 2 << 20
 )
 
 // s2Magic is the stream identifier chunk that starts every S2 stream.
@@ -54,6 +58,12 @@ type chunkCodec struct {
 	zdec    *zstd.Decoder
 	writers sync.Pool // *s2.Writer
 	readers sync.Pool // *s2.Reader
+	// trials and frames are buffers for the trial compression and for raw
+	// frames (*[]byte). Binary output makes a raw frame of every piece:
+	// allocating (and zeroing) a new one each time cost as much as the
+	// copy into it.
+	trials sync.Pool
+	frames sync.Pool
 }
 
 func newChunkCodec() (*chunkCodec, error) {
@@ -72,9 +82,15 @@ func (c *chunkCodec) close() { c.zdec.Close() }
 // frame of raw blocks, which costs a copy instead of a search for matches.
 func (c *chunkCodec) encode(piece []byte) []byte {
 	if len(piece) > 2*trialBytes {
-		trial := s2.Encode(make([]byte, s2.MaxEncodedLen(trialBytes)), piece[:trialBytes])
-		if float64(len(trial)) > storeRawAbove*trialBytes {
-			return appendRawFrame(make([]byte, 0, len(piece)+len(piece)/rawBlockBytes*3+32), piece)
+		buf, _ := c.trials.Get().(*[]byte)
+		if buf == nil {
+			b := make([]byte, s2.MaxEncodedLen(trialBytes))
+			buf = &b
+		}
+		trial := len(s2.Encode(*buf, piece[:trialBytes]))
+		c.trials.Put(buf)
+		if float64(trial) > storeRawAbove*trialBytes {
+			return appendRawFrame(c.frameBuf(len(piece)+len(piece)/rawBlockBytes*3+32), piece)
 		}
 	}
 	w, _ := c.writers.Get().(*s2.Writer)
@@ -93,6 +109,28 @@ func (c *chunkCodec) encode(piece []byte) []byte {
 		return appendRawFrame(nil, piece)
 	}
 	return out.Bytes()
+}
+
+// frameBuf returns an empty buffer for a raw frame of n bytes: a reused one
+// if it fits.
+func (c *chunkCodec) frameBuf(n int) []byte {
+	if n > rawFrameCap {
+		return make([]byte, 0, n)
+	}
+	if buf, ok := c.frames.Get().(*[]byte); ok {
+		return (*buf)[:0]
+	}
+	return make([]byte, 0, rawFrameCap)
+}
+
+// release takes back a stored chunk that encode returned once the store
+// no longer needs it (its commit is done), for a later raw frame. Anything
+// else is left to the collector.
+func (c *chunkCodec) release(stored []byte) {
+	if cap(stored) == rawFrameCap && !bytes.HasPrefix(stored, s2Magic) {
+		stored = stored[:0]
+		c.frames.Put(&stored)
+	}
 }
 
 // decode appends the event lines of a stored chunk to dst. A chunk that

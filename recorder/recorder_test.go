@@ -43,9 +43,7 @@ func (s *spyStore) AppendPrepared(ctx context.Context, id string, chunks []Prepa
 	s.calls++
 	s.stored = append(s.stored, size)
 	s.mu.Unlock()
-	if err == nil {
-		err = s.Store.AppendPrepared(ctx, id, chunks)
-	}
+	// Read the chunks first: a successful append spends them.
 	var events []byte
 	for _, c := range chunks {
 		plain, derr := spyCodec.decode(c.stored, nil)
@@ -53,6 +51,9 @@ func (s *spyStore) AppendPrepared(ctx context.Context, id string, chunks []Prepa
 			panic(fmt.Sprintf("spy store: a prepared chunk does not decode: %v", derr))
 		}
 		events = append(events, plain...)
+	}
+	if err == nil {
+		err = s.Store.AppendPrepared(ctx, id, chunks)
 	}
 	s.chunks <- events
 	return err

@@ -136,7 +136,8 @@ type Store interface {
 	// that check, and only that one.
 	PrepareEncoded(events []byte) (PreparedChunk, error)
 	// AppendPrepared appends prepared chunks, in order, to the recording
-	// of an active session in one commit.
+	// of an active session in one commit. Once it succeeds the chunks are
+	// spent (their buffers are reused): they cannot be appended again.
 	AppendPrepared(ctx context.Context, id string, chunks []PreparedChunk) error
 	// UpdateSession replaces an existing session row.
 	UpdateSession(ctx context.Context, meta SessionMeta) error
