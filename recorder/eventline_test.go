@@ -147,8 +147,9 @@ func FuzzAppendEventLine(f *testing.F) {
 }
 
 // BenchmarkAppendEventLine encodes 32 KiB events (a read of the target's
-// channel) of text, zeros and random bytes; "reference" is the earlier
-// path, decode and encodeEvent.
+// channel) of text, zeros and random bytes as "o" events; "recorded" as
+// the recorder does (random bytes become a "b" event); "reference" is the
+// earlier path, decode and encodeEvent.
 func BenchmarkAppendEventLine(b *testing.B) {
 	random := make([]byte, 32<<10)
 	_, _ = rand.Read(random)
@@ -167,6 +168,15 @@ func BenchmarkAppendEventLine(b *testing.B) {
 			var line []byte
 			for b.Loop() {
 				line = appendEventLine(line[:0], time.Second, 'o', in.data, &d, false)
+			}
+		})
+		// What the recorder does: "o" for text, "b" (base64) otherwise.
+		b.Run(in.name+"-recorded", func(b *testing.B) {
+			b.SetBytes(int64(len(in.data)))
+			var d utf8Decoder
+			var line []byte
+			for b.Loop() {
+				line = appendOutputLine(line[:0], time.Second, in.data, &d)
 			}
 		})
 		b.Run(in.name+"-reference", func(b *testing.B) {

@@ -23,7 +23,9 @@ package mask
 //   - a '\n' on a line where a PAN was masked: it only ends the line's
 //     context;
 //   - runs of invisible controls (NUL and friends): outside a candidate
-//     they change nothing but must stay out of the keyword history.
+//     they change nothing but must stay out of the keyword history;
+//   - escape sequences that end within p (escapeLen): the same, and the
+//     custom rules do not see them either.
 //
 // Custom rules see every byte, so bytes a rule's match can start with are
 // left to the slow path.
@@ -81,6 +83,20 @@ func (s *Stream) idleRun(p []byte, i int) int {
 			i += n
 			continue
 		}
+		if b == 0x1b {
+			// An escape sequence that ends within p is transparent to an
+			// idle stream from its ESC to its last byte: nothing opens,
+			// nothing is masked, and the history does not get it. Binary
+			// output has an ESC every 256 bytes, two thirds of its stops.
+			n := escapeLen(p[i:])
+			if n == 0 {
+				break
+			}
+			s.pushSpan(p[vis:i], dirty)
+			i += n
+			vis, dirty = i, false
+			continue
+		}
 		if i+1 == len(p) {
 			break
 		}
@@ -114,6 +130,26 @@ func (s *Stream) pushSpan(b []byte, dirty bool) {
 	} else {
 		s.pushHist(b)
 	}
+}
+
+// escapeLen returns the length of the escape sequence that starts with the
+// ESC q[0], as the lexer would take it from an idle stream: its bytes are
+// transparent, and after them the stream is idle again. The sequence ends
+// with a byte that completes it, or before a byte that ends it by being
+// text (ESC then a byte of binary output), which the idle stream then
+// takes as it takes any text. It returns 0 if q ends first.
+func escapeLen(q []byte) int {
+	esc, n := uint8(escEsc), 1
+	for k := 1; k < len(q); k++ {
+		var transparent bool
+		if esc, n, transparent = lexEsc(esc, n, q[k]); !transparent {
+			return k
+		}
+		if esc == escNone {
+			return k + 1
+		}
+	}
+	return 0
 }
 
 // mayJoin holds the bytes that, right after a group or its separator, may

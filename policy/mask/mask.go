@@ -100,6 +100,9 @@ type Engine struct {
 	passInv, passZW bool
 	cls             [256]byte
 	vec             simdTables
+	// slowOnly makes streams take every byte through the slow path, for
+	// the tests that hold the fast paths to it.
+	slowOnly bool
 }
 
 // New compiles o. It fails on an unknown detector, a custom rule with no

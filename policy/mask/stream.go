@@ -182,7 +182,7 @@ func (s *Stream) Write(p []byte) (int, error) {
 	pass := 0      // p[pass:i] passes through once written
 	i := 0
 	for i < len(p) {
-		if s.idle() {
+		if s.idle() && !s.e.slowOnly {
 			// The fast path: see idleRun.
 			if i = s.idleRun(p, i); i == len(p) {
 				break
@@ -507,66 +507,75 @@ func (s *Stream) inCandidate() bool {
 // step runs the lexer on one byte at offset s.off and hands visible bytes
 // to the detectors. It returns the byte's flag: fEsc if transparent.
 func (s *Stream) step(b byte) byte {
-	at := s.off
-	switch s.esc {
-	case escEsc, escInter:
-		s.escLen++
-		switch {
-		case b == 0x1b:
-			s.esc, s.escLen = escEsc, 1
-		case s.esc == escEsc && b == '[':
-			s.esc = escCSI
-		case s.esc == escEsc && (b == ']' || b == 'P' || b == 'X' || b == '^' || b == '_'):
-			s.esc = escStr
-		case b >= 0x20 && b <= 0x2f:
-			s.esc = escInter
-		case b >= 0x30 && b <= 0x7e, b == 0x18, b == 0x1a:
-			s.esc = escNone
-		case b < 0x20 && s.escLen <= maxCSI:
-			// A terminal executes a C0 control inside a sequence and goes on.
-		default:
-			s.esc = escNone
-			return s.text(b, at)
-		}
-		return fEsc
-	case escCSI:
-		s.escLen++
-		switch {
-		case b >= 0x20 && b <= 0x3f && s.escLen <= maxCSI:
-		case b >= 0x40 && b <= 0x7e, b == 0x18, b == 0x1a:
-			s.esc = escNone
-		case b == 0x1b:
-			s.esc, s.escLen = escEsc, 1
-		case b < 0x20 && s.escLen <= maxCSI:
-		default:
-			s.esc = escNone
-			return s.text(b, at)
-		}
-		return fEsc
-	case escStr:
-		s.escLen++
-		switch {
-		case b == 0x07, b == 0x18, b == 0x1a:
-			s.esc = escNone
-		case b == 0x1b:
-			s.esc = escStrST
-		case b < 0x20 || s.escLen > maxStr:
-			// Terminals differ on controls inside strings; taking the string
-			// as ended shows the detectors more, never less.
-			s.esc = escNone
-			return s.text(b, at)
-		}
-		return fEsc
-	case escStrST:
-		s.esc = escNone
-		if b == '\\' {
+	if s.esc != escNone {
+		var transparent bool
+		if s.esc, s.escLen, transparent = lexEsc(s.esc, s.escLen, b); transparent {
 			return fEsc
 		}
-		// ESC ended the string and starts a new sequence.
-		s.esc, s.escLen = escEsc, 1
-		return s.step(b)
 	}
-	return s.text(b, at)
+	return s.text(b, s.off)
+}
+
+// lexEsc is the escape lexer: it takes b in state esc (not escNone) after
+// n bytes of the sequence and returns the state after b and the length so
+// far. transparent is false when b is not part of the sequence: the
+// sequence has ended (state escNone) and b is text. Both the byte-by-byte
+// path (step) and the fast path's skipping of whole sequences
+// (escapeLen) run on it, so that they cannot disagree.
+func lexEsc(esc uint8, n int, b byte) (next uint8, length int, transparent bool) {
+	switch esc {
+	case escEsc, escInter:
+		n++
+		switch {
+		case b == 0x1b:
+			return escEsc, 1, true
+		case esc == escEsc && b == '[':
+			return escCSI, n, true
+		case esc == escEsc && (b == ']' || b == 'P' || b == 'X' || b == '^' || b == '_'):
+			return escStr, n, true
+		case b >= 0x20 && b <= 0x2f:
+			return escInter, n, true
+		case b >= 0x30 && b <= 0x7e, b == 0x18, b == 0x1a:
+			return escNone, n, true
+		case b < 0x20 && n <= maxCSI:
+			// A terminal executes a C0 control inside a sequence and goes on.
+			return esc, n, true
+		}
+		return escNone, n, false
+	case escCSI:
+		n++
+		switch {
+		case b >= 0x20 && b <= 0x3f && n <= maxCSI:
+			return escCSI, n, true
+		case b >= 0x40 && b <= 0x7e, b == 0x18, b == 0x1a:
+			return escNone, n, true
+		case b == 0x1b:
+			return escEsc, 1, true
+		case b < 0x20 && n <= maxCSI:
+			return escCSI, n, true
+		}
+		return escNone, n, false
+	case escStr:
+		n++
+		switch {
+		case b == 0x07, b == 0x18, b == 0x1a:
+			return escNone, n, true
+		case b == 0x1b:
+			return escStrST, n, true
+		case b < 0x20 || n > maxStr:
+			// Terminals differ on controls inside strings; taking the string
+			// as ended shows the detectors more, never less.
+			return escNone, n, false
+		}
+		return escStr, n, true
+	case escStrST:
+		if b == '\\' {
+			return escNone, n, true
+		}
+		// ESC ended the string and starts a new sequence.
+		return lexEsc(escEsc, 1, b)
+	}
+	return escNone, n, false
 }
 
 // text handles a byte outside escape sequences.
