@@ -434,13 +434,24 @@ func invReachMask(inv, pinv uint64) uint64 {
 // passSentinel reports whether the stop byte p[at] is a track sentinel
 // that idleRun passes over: a ';' not followed by a digit (track 2) or a
 // '%' not followed by 'B' (track 1), where the byte after is no joiner
-// either and no custom rule starts with the sentinel.
+// either and no custom rule starts with the sentinel. Invisible controls
+// right after it (up to sentinelReach of them) are looked through, as the
+// track detectors do: binary output has one after half its sentinels.
 func (e *Engine) passSentinel(p []byte, at int) bool {
 	c := p[at]
 	if c != ';' && c != '%' || e.first[c] || at+1 >= len(p) {
 		return false
 	}
-	d := p[at+1]
+	k := at + 1
+	if e.passInv {
+		for k < len(p) && k-at <= sentinelReach && invisible[p[k]] {
+			k++
+		}
+		if k == len(p) || k-at > sentinelReach {
+			return false
+		}
+	}
+	d := p[k]
 	if mayJoin[d] {
 		return false
 	}
@@ -449,6 +460,11 @@ func (e *Engine) passSentinel(p []byte, at int) bool {
 	}
 	return d != 'B'
 }
+
+// sentinelReach bounds the invisible controls passSentinel looks through,
+// so that blockRun, which may judge a stop again on each call, stays
+// linear; past it the slow path decides.
+const sentinelReach = 16
 
 // kwMay reports whether a cvv or expiry keyword (for a detector that is
 // on) may end right before p[k], judging on p[lo:k] alone: kwBefore's

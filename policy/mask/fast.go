@@ -100,13 +100,9 @@ func (s *Stream) idleRun(p []byte, i int) int {
 		if i+1 == len(p) {
 			break
 		}
-		switch c := p[i+1]; b {
-		case ';':
-			if c-'0' < 10 || mayJoin[c] {
-				goto done
-			}
-		case '%':
-			if c == 'B' || mayJoin[c] {
+		switch b {
+		case ';', '%':
+			if !e.passSentinel(p, i) {
 				goto done
 			}
 		case '\n':

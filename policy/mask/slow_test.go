@@ -19,7 +19,8 @@ func slowEngine(t testing.TB, o Options) *Engine {
 // and zero-width characters strewn in.
 func binaryNoise(r *rand.Rand, n int) []byte {
 	pieces := []string{"\x1b", "\x1b[", "\x1b[0m", "\x1b]0;", "\x1b\\", "\x07", "\x1bP", "\x1b(", ";", "%", "%B", "=", "^",
-		"4111", " ", "-", "cvv ", "exp ", "12/27", "\xe2\x80\x8b", "\xc2\xad", "\x00", "\n", "\r"}
+		"4111", " ", "-", "cvv ", "exp ", "12/27", "\xe2\x80\x8b", "\xc2\xad", "\x00", "\n", "\r",
+		";\x004111111111111111=2712101?", "%\x01\x02B4111111111111111^DOE/JOHN^2712101?", "\x1b[1m;4111111111111111=27121?"}
 	var b []byte
 	for len(b) < n {
 		if r.IntN(3) == 0 {
