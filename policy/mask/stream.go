@@ -460,10 +460,10 @@ func (s *Stream) pushVisible(b []byte) {
 			}
 			continue
 		}
-		if !invisible[c] {
-			n++
-			tmp[histKeep-n] = c
-		}
+		// Written whatever it is, kept only if visible: no branch on a
+		// class that binary output makes a coin toss.
+		tmp[histKeep-1-n] = c
+		n += int(visible[c])
 	}
 	s.pushHist(tmp[histKeep-n:])
 }
