@@ -124,10 +124,10 @@ func (c *chunkCodec) frameBuf(n int) []byte {
 }
 
 // release takes back a stored chunk that encode returned once the store
-// no longer needs it (its commit is done), for a later raw frame. Anything
-// else is left to the collector.
+// no longer needs it (its commit is done), for a later raw frame: any
+// buffer of the frames' capacity will do. Others are left to the collector.
 func (c *chunkCodec) release(stored []byte) {
-	if cap(stored) == rawFrameCap && !bytes.HasPrefix(stored, s2Magic) {
+	if cap(stored) == rawFrameCap {
 		stored = stored[:0]
 		c.frames.Put(&stored)
 	}

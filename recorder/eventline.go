@@ -324,8 +324,8 @@ func appendBinaryLine(dst []byte, at time.Duration, p []byte, d *utf8Decoder) []
 	dst = append(dst, '[')
 	dst = strconv.AppendFloat(dst, roundMicro(at.Seconds()), 'f', -1, 64)
 	dst = append(dst, ',', '"', EventBinary[0], '"', ',', '"')
-	n := len(dst)
-	dst = slices.Grow(dst, simdbase64.StdEncoding.EncodedLen(len(p))+3)[:n+simdbase64.StdEncoding.EncodedLen(len(p))]
+	n, m := len(dst), simdbase64.StdEncoding.EncodedLen(len(p))
+	dst = slices.Grow(dst, m+3)[:n+m] // and room for the closing `"]\n`
 	simdbase64.StdEncoding.Encode(dst[n:], p)
 	return append(dst, '"', ']', '\n')
 }

@@ -125,7 +125,6 @@ func IndexChunk(seq uint64, plain []byte) (ChunkInfo, error) {
 		hi, next := len(plain), len(plain)
 		if k := bytes.Index(plain[lo:], binaryTypeField); k >= 0 {
 			hi = lastNewline(plain[:lo+k]) + 1
-			next = len(plain)
 			if e := bytes.IndexByte(plain[lo+k:], '\n'); e >= 0 {
 				next = lo + k + e + 1
 			}

@@ -159,21 +159,12 @@ func runExport(ctx context.Context, e *env, args []string) error {
 
 // writeStandard writes the recording of session id to w as a standard
 // asciicast v2 file (recorder.ExportStandard), converting it as it streams.
+// A failure to read the recording reaches the conversion through the pipe.
 func writeStandard(ctx context.Context, ops admin.Ops, id string, w io.Writer) error {
-	pr, pw := io.Pipe()
-	done := make(chan error, 1)
-	go func() {
-		err := ops.WriteRecording(ctx, id, pw)
-		pw.CloseWithError(err)
-		done <- err
-	}()
-	cerr := recorder.ExportStandard(w, pr)
-	_ = pr.CloseWithError(errStopRead) // stops the writer if the conversion stopped early
-	if err := <-done; err != nil && !errors.Is(err, errStopRead) {
-		return err
-	}
-	if cerr != nil {
-		return fmt.Errorf("export %s: %w", id, cerr)
+	pr, stop := streamRecording(ctx, ops, id)
+	defer stop()
+	if err := recorder.ExportStandard(w, pr); err != nil {
+		return fmt.Errorf("export %s: %w", id, err)
 	}
 	return nil
 }
@@ -374,23 +365,14 @@ dispatch:
 
 // recordingContains streams one recording through outputContains.
 func recordingContains(ctx context.Context, ops admin.Ops, id, text string) (bool, error) {
-	pr, pw := io.Pipe()
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		pw.CloseWithError(ops.WriteRecording(ctx, id, pw))
-	}()
+	pr, stop := streamRecording(ctx, ops, id) // stop ends the writer if the search stopped early
+	defer stop()
 	found, err := outputContains(pr, text)
-	_ = pr.CloseWithError(errStopRead) // stops the writer if we stopped early
-	<-done
 	if err != nil {
 		return false, fmt.Errorf("search session %s: %w", id, err)
 	}
 	return found, nil
 }
-
-// errStopRead ends a recording's writer once the search has its answer.
-var errStopRead = errors.New("search done")
 
 // outputContains reports whether the output ("o" and "b") events of an
 // asciicast stream contain text, also across event boundaries. Lines in
