@@ -54,7 +54,39 @@ func appendText(dst, p []byte, d *utf8Decoder, final bool) []byte {
 	}
 	buf := dst[:cap(dst)]
 	i := 0
+	if plainBlock > 0 && len(p) >= plainBlock {
+		defer endPlain()
+	}
 	for i < len(p) {
+		if plainBlock > 0 {
+			// Text that stands for itself, a vector at a time: the
+			// block is stored whole, and w moves past its plain bytes
+			// only. buf has room: w is at most 6*i past its start, and
+			// 6*(len(p)-i) >= 32 bytes are left for the rest.
+			for i+plainBlock <= len(p) {
+				n := copyPlain((*[32]byte)(buf[w:]), (*[32]byte)(p[i:]))
+				w += n
+				i += n
+				if n == plainBlock {
+					continue
+				}
+				// A lone escape (the \r\n of each line) is written
+				// here; a byte that may start a character, or the
+				// start of a run (NUL padding), goes to the paths
+				// below.
+				c := p[i]
+				e := byteSpelling[c]
+				if e&spellStartsChar != 0 || i+1 == len(p) || p[i+1] == c {
+					break
+				}
+				binary.LittleEndian.PutUint64(buf[w:], e)
+				w += spellLen(e)
+				i++
+			}
+			if i == len(p) {
+				break
+			}
+		}
 		if i+8 <= len(p) {
 			// Text that stands for itself, eight bytes at a time.
 			x := binary.LittleEndian.Uint64(p[i:])

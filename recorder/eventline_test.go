@@ -225,6 +225,30 @@ func TestAppendTextMixedBytes(t *testing.T) {
 	}
 }
 
+// TestAppendTextPlainRuns holds the encoder to the reference where its
+// vector step (plain_simd.go) stops: a byte that is not plain at every
+// offset of a block and past it (the last byte of the event too), lone
+// escapes between runs, runs of one escaped byte, and a character cut at
+// the end of the event.
+func TestAppendTextPlainRuns(t *testing.T) {
+	stops := []string{"\"", "\\", "\x00", "\x1f", "\x7f", "\x80", "\xff", "\r\n", "\x1b[0m", "é", "\xe2\x80\xa8",
+		"\x00\x00\x00\x00\x00\x00\x00\x00\x00", "\t\t", "\xe2\x82"}
+	for _, stop := range stops {
+		for run := range 70 {
+			text := strings.Repeat("a", run) + stop + strings.Repeat("b", 33) + stop + stop + strings.Repeat("c", run%7)
+			for _, events := range [][][]byte{{[]byte(text)}, {[]byte(text + stop)}, {[]byte(text[:len(text)/2]), []byte(text[len(text)/2:])},
+				{[]byte(strings.Repeat("a", run) + stop)}, {[]byte(strings.Repeat("a", run) + stop[:1])}} {
+				for _, final := range []bool{false, true} {
+					want := referenceLines(t, events, final)
+					if got := fusedLines(events, final); !bytes.Equal(got, want) {
+						t.Fatalf("events %q, final=%v:\n got %q\nwant %q", events, final, got, want)
+					}
+				}
+			}
+		}
+	}
+}
+
 // referenceIsText is isText's contract in the standard library's terms:
 // the held bytes and p are valid UTF-8, or are up to a last character
 // that has only begun (utf8.FullRune counts an invalid start as full).
