@@ -314,7 +314,7 @@ func (c PreparedChunk) Size() int { return len(c.stored) }
 // about a megabyte as soon as it is encoded, while the piece is still in
 // the CPU's cache, and appends a flush's pieces in one commit.
 func (s *BoltStore) PrepareChunk(events []byte) (PreparedChunk, error) {
-	return s.prepareChunk(events, true)
+	return s.prepareChunk(events, true, true)
 }
 
 // PrepareEncoded is PrepareChunk for event lines that the recorder's own
@@ -323,12 +323,18 @@ func (s *BoltStore) PrepareChunk(events []byte) (PreparedChunk, error) {
 // checks everything else. On binary output the event lines are 2.6 times
 // the output, a U+FFFD or an escape for most bytes, and the check was a
 // sixth of the bastion's CPU.
-func (s *BoltStore) PrepareEncoded(events []byte) (PreparedChunk, error) {
-	return s.prepareChunk(events, false)
+//
+// With escapes false (the recorder saw no ESC byte in the output of these
+// lines) the index skips its search for keyframes: on log text that
+// search stops at every line, and the recorder's check of the raw output
+// costs a small part of it.
+func (s *BoltStore) PrepareEncoded(events []byte, escapes bool) (PreparedChunk, error) {
+	return s.prepareChunk(events, false, escapes)
 }
 
-// prepareChunk is PrepareChunk, with the UTF-8 check if checkUTF8.
-func (s *BoltStore) prepareChunk(events []byte, checkUTF8 bool) (PreparedChunk, error) {
+// prepareChunk is PrepareChunk, with the UTF-8 check if checkUTF8 and the
+// search for keyframes if escapes.
+func (s *BoltStore) prepareChunk(events []byte, checkUTF8, escapes bool) (PreparedChunk, error) {
 	if err := s.enter(context.Background()); err != nil {
 		return PreparedChunk{}, fmt.Errorf("prepare chunk: %w", err)
 	}
@@ -344,7 +350,7 @@ func (s *BoltStore) prepareChunk(events []byte, checkUTF8 bool) (PreparedChunk, 
 	if checkUTF8 && !validUTF8(events) {
 		return PreparedChunk{}, fmt.Errorf("prepare chunk: %w", errInvalidUTF8)
 	}
-	info, err := IndexChunk(0, events)
+	info, err := indexChunk(0, events, escapes)
 	if err != nil {
 		info.Bytes = -1 // no entry: ChunkIndex rebuilds it and reports the damage
 	}

@@ -455,7 +455,7 @@ func TestAppendPreparedRefusals(t *testing.T) {
 			t.Errorf("PrepareChunk(%s) = %d bytes, %v; want an error about %q", tt.name, c.Size(), err, tt.text)
 		}
 		// The encoder's own lines skip the UTF-8 check, and only it.
-		c, err := s.PrepareEncoded(tt.events)
+		c, err := s.PrepareEncoded(tt.events, true)
 		if tt.text == "UTF-8" {
 			if err != nil {
 				t.Errorf("PrepareEncoded(%s): %v, want the UTF-8 check skipped", tt.name, err)
@@ -634,7 +634,7 @@ func TestAppendPreparedReusesRawFrames(t *testing.T) {
 		return appendBinaryLine(nil, time.Duration(at)*time.Second, raw, &d)
 	}
 	first, second := piece(1), piece(2)
-	c1, err := s.PrepareEncoded(first)
+	c1, err := s.PrepareEncoded(first, false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -646,7 +646,7 @@ func TestAppendPreparedReusesRawFrames(t *testing.T) {
 	if chunks[0].stored != nil {
 		t.Error("a committed chunk still holds its buffer")
 	}
-	c2, err := s.PrepareEncoded(second)
+	c2, err := s.PrepareEncoded(second, false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -663,7 +663,7 @@ func TestAppendPreparedReusesRawFrames(t *testing.T) {
 		}
 	}
 	// A failed append keeps its chunk's buffer: nothing was committed.
-	c3, err := s.PrepareEncoded(piece(3))
+	c3, err := s.PrepareEncoded(piece(3), false)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,6 +1,7 @@
 package recorder
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"errors"
@@ -415,10 +416,12 @@ func (r *Recorder) flush(ctx context.Context, final bool) error {
 		line = make([]byte, 0, len(arena)+len(arena)/4+64)
 	}
 	b := new(batch)
+	escapes := false // whether the output in line held an ESC byte
 	for _, ev := range queue {
 		data := arena[ev.off:ev.end]
 		switch ev.typ {
 		case 'o':
+			escapes = escapes || bytes.IndexByte(data, 0x1b) >= 0
 			line = appendOutputLine(line, ev.at, data, &r.out)
 		case 'i':
 			line = appendEventLine(line, ev.at, ev.typ, data, &r.in, false)
@@ -427,8 +430,8 @@ func (r *Recorder) flush(ctx context.Context, final bool) error {
 			line = appendEventLine(line, ev.at, ev.typ, data, &clean, true)
 		}
 		if len(line) >= pieceBytes {
-			r.prepare(b, line)
-			line = r.takeBuf()
+			r.prepare(b, line, escapes)
+			line, escapes = r.takeBuf(), false
 			if b.stored.Load() >= maxBatchStored {
 				// Binary output: append in steps rather than hold the
 				// whole queue's chunks at once.
@@ -447,7 +450,7 @@ func (r *Recorder) flush(ctx context.Context, final bool) error {
 		}
 	}
 	if len(line) > 0 {
-		r.prepare(b, line)
+		r.prepare(b, line, escapes)
 	} else {
 		r.putBuf(line)
 	}
@@ -481,9 +484,9 @@ type preparedPiece struct {
 }
 
 // prepare hands the encoded piece line to a preparer goroutine, after
-// waiting for a free one. The piece's buffer comes back through putBuf.
-// r.flushMu is held.
-func (r *Recorder) prepare(b *batch, line []byte) {
+// waiting for a free one; escapes is whether its output held an ESC byte.
+// The piece's buffer comes back through putBuf. r.flushMu is held.
+func (r *Recorder) prepare(b *batch, line []byte, escapes bool) {
 	r.preparing <- struct{}{}
 	p := new(preparedPiece)
 	b.slots = append(b.slots, p)
@@ -491,7 +494,7 @@ func (r *Recorder) prepare(b *batch, line []byte) {
 	// The preparer's owner is the batch: its append waits for it.
 	b.wg.Go(func() {
 		defer func() { <-r.preparing }()
-		p.chunk, p.err = r.store.PrepareEncoded(line)
+		p.chunk, p.err = r.store.PrepareEncoded(line, escapes)
 		b.stored.Add(int64(p.chunk.Size() - len(line)))
 		r.putBuf(line)
 	})

@@ -746,3 +746,71 @@ func TestRecorderKeepsBuffersOverOneQuietFlush(t *testing.T) {
 		t.Errorf("two quiet flushes: %d piece buffers, spare arena of %d bytes; want none", bufs, spare)
 	}
 }
+
+// TestRecorderIndexesKeyframes: the recorder tells the store which pieces
+// held no ESC byte, and the store then skips the search for keyframes
+// (PrepareEncoded). Whatever a flush holds, and wherever its pieces are
+// cut, the stored index must be what the full search finds in each chunk.
+func TestRecorderIndexesKeyframes(t *testing.T) {
+	s, _ := openTestStore(t)
+	h := newHarness(t, s, nil)
+	r := h.rec
+	text := bytes.Repeat([]byte("2026-12-01 INFO served path=/api/v1/items\r\n"), (64<<10)/44)
+	colour := append([]byte("\x1b[32mINFO\x1b[0m "), text...)
+	clear := append([]byte("\x1b[H\x1b[2J"), text...)
+	flushes := [][][]byte{
+		{text},
+		{text, clear, text},
+		{colour, text},
+		// More than a piece (pieceBytes): the clear in the first piece,
+		// in the second, in the last event, and in none.
+		append(append([][]byte{clear}, slices.Repeat([][]byte{text}, 24)...), text),
+		append(slices.Repeat([][]byte{text}, 20), clear),
+		slices.Repeat([][]byte{text}, 22),
+	}
+	for _, events := range flushes {
+		for _, p := range events {
+			r.mu.Lock()
+			off := len(r.arena)
+			r.arena = append(r.arena, p...)
+			r.queue = append(r.queue, rawEvent{typ: 'o', off: off, end: len(r.arena)})
+			r.mu.Unlock()
+		}
+		if err := r.flush(t.Context(), false); err != nil {
+			t.Fatal(err)
+		}
+		r.flushMu.Lock()
+		err := r.waitAppend()
+		r.flushMu.Unlock()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := r.Close(t.Context(), nil, StateClosed, ""); err != nil {
+		t.Fatal(err)
+	}
+	index, err := s.ChunkIndex(t.Context(), "sess1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyframes := 0
+	for _, c := range index {
+		plain, err := s.ReadChunk(t.Context(), "sess1", c.Seq)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, err := IndexChunk(c.Seq, plain)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c != want {
+			t.Errorf("chunk %d: stored index %+v, the full search finds %+v", c.Seq, c, want)
+		}
+		if c.HasKeyframe() {
+			keyframes++
+		}
+	}
+	if len(index) < 8 || keyframes != 3 {
+		t.Errorf("%d chunks, %d with a keyframe; want more than 7 chunks and 3 keyframes", len(index), keyframes)
+	}
+}

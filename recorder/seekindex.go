@@ -101,6 +101,12 @@ var keyframePatterns = [][]byte{
 // lines, as AppendChunk stores them), for a store or a player that cuts a
 // stream into chunks of its own.
 func IndexChunk(seq uint64, plain []byte) (ChunkInfo, error) {
+	return indexChunk(seq, plain, true)
+}
+
+// indexChunk is IndexChunk, searching for keyframes only if escapes: the
+// caller knows that no output in plain held an ESC byte otherwise.
+func indexChunk(seq uint64, plain []byte, escapes bool) (ChunkInfo, error) {
 	info := ChunkInfo{Seq: seq, Bytes: len(plain), Keyframe: -1}
 	body := bytes.TrimRight(plain, "\n")
 	if len(body) == 0 {
@@ -121,7 +127,7 @@ func IndexChunk(seq uint64, plain []byte) (ChunkInfo, error) {
 	// Binary output ("b" lines, base64) holds no escapes: only the text
 	// between them is searched. `,"b","` is only ever a type field, as
 	// quotes inside a string are escaped.
-	for lo := 0; lo < len(plain); {
+	for lo := 0; escapes && lo < len(plain); {
 		hi, next := len(plain), len(plain)
 		if k := bytes.Index(plain[lo:], binaryTypeField); k >= 0 {
 			hi = lastNewline(plain[:lo+k]) + 1

@@ -133,8 +133,10 @@ type Store interface {
 	PrepareChunk(events []byte) (PreparedChunk, error)
 	// PrepareEncoded is PrepareChunk for event lines the recorder's
 	// encoder wrote, which are valid UTF-8 by construction: it skips
-	// that check, and only that one.
-	PrepareEncoded(events []byte) (PreparedChunk, error)
+	// that check. escapes is whether the output in events held an ESC
+	// byte: without one no line can clear the screen, and the index
+	// skips its search for keyframes.
+	PrepareEncoded(events []byte, escapes bool) (PreparedChunk, error)
 	// AppendPrepared appends prepared chunks, in order, to the recording
 	// of an active session in one commit. Once it succeeds the chunks are
 	// spent (their buffers are reused): they cannot be appended again.
