@@ -332,6 +332,11 @@ func (r *Recorder) queueLocked(typ byte, p []byte) {
 		p = p[maxEventBytes:]
 	}
 	off := len(r.arena)
+	if off+len(p) > cap(r.arena) {
+		// Double: append's steps of a quarter past 256 KiB copied a busy
+		// session's arena some five times over on its way to maxPending.
+		r.arena = slices.Grow(r.arena, max(len(p), cap(r.arena)))
+	}
 	r.arena = append(r.arena, p...)
 	r.queue = append(r.queue, rawEvent{at: r.elapsedLocked(), typ: typ, off: off, end: len(r.arena)})
 	if len(r.arena) >= flushThreshold {
