@@ -34,8 +34,11 @@ func (s *Stream) idleRun(p []byte, i int) int {
 	start, vis := i, i
 	// dirty: blockRun passed invisible controls in p[vis:i], which the
 	// history must not get. The history is only read by kwBefore and after
-	// idleRun returns, so the visible bytes are gathered then, once.
+	// idleRun returns, so the visible bytes are gathered then, once: the
+	// spans passed before the last escape or run of invisible controls
+	// wait in spans until then.
 	dirty := false
+	var spans histSpans
 	for {
 		if e.block && !s.line {
 			var inv bool
@@ -57,7 +60,7 @@ func (s *Stream) idleRun(p []byte, i int) int {
 			// forwarded as it is; it is only transparent to the keyword
 			// check, so the history gets what came before it and
 			// resumes after the run.
-			s.pushSpan(p[vis:i], dirty)
+			spans.add(s, p, vis, i, dirty)
 			dirty = false
 			for i < len(p) && invisible[p[i]] && !e.first[p[i]] {
 				i++
@@ -73,6 +76,7 @@ func (s *Stream) idleRun(p []byte, i int) int {
 			if n == 0 {
 				break
 			}
+			spans.flush(s, p) // kwBefore reads the history
 			if dirty {
 				s.pushVisible(p[vis:i]) // kwBefore reads p[vis:i]
 				vis, dirty = i, false
@@ -92,7 +96,7 @@ func (s *Stream) idleRun(p []byte, i int) int {
 			if n == 0 {
 				break
 			}
-			s.pushSpan(p[vis:i], dirty)
+			spans.add(s, p, vis, i, dirty)
 			i += n
 			vis, dirty = i, false
 			continue
@@ -114,8 +118,66 @@ func (s *Stream) idleRun(p []byte, i int) int {
 	}
 done:
 	s.off += int64(i - start)
-	s.pushSpan(p[vis:i], dirty)
+	spans.add(s, p, vis, i, dirty)
+	spans.flush(s, p)
 	return i
+}
+
+// histSpans holds the spans of p that idleRun passed and the keyword
+// history has not had yet, oldest first. Binary output has an escape
+// sequence or a run of invisible controls every 200 bytes, five for each
+// return of idleRun, and pushing the history at each was an eighth of the
+// masker's time on it. Only the last histKeep visible bytes of all the
+// spans can matter: flush gathers them from the end, once.
+type histSpans struct {
+	n  int
+	sp [8]histSpan
+}
+
+// histSpan is p[lo:hi], with dirty as for pushSpan.
+type histSpan struct {
+	lo, hi int
+	dirty  bool
+}
+
+// add defers the history's update with p[lo:hi], flushing first if the
+// spans are full.
+func (h *histSpans) add(s *Stream, p []byte, lo, hi int, dirty bool) {
+	if lo == hi {
+		return
+	}
+	if h.n == len(h.sp) {
+		h.flush(s, p)
+	}
+	h.sp[h.n] = histSpan{lo, hi, dirty}
+	h.n++
+}
+
+// flush gives the history what pushing each span in order would have.
+func (h *histSpans) flush(s *Stream, p []byte) {
+	switch h.n {
+	case 0:
+		return
+	case 1:
+		sp := h.sp[0]
+		h.n = 0
+		s.pushSpan(p[sp.lo:sp.hi], sp.dirty)
+		return
+	}
+	var tmp [histKeep]byte
+	n := 0
+	for k := h.n - 1; k >= 0 && n < histKeep; k-- {
+		sp := h.sp[k]
+		b := p[sp.lo:sp.hi]
+		if !sp.dirty {
+			m := min(len(b), histKeep-n)
+			n += copy(tmp[histKeep-n-m:], b[len(b)-m:])
+			continue
+		}
+		n = gatherVisible(&tmp, n, b)
+	}
+	h.n = 0
+	s.pushHist(tmp[histKeep-n:])
 }
 
 // pushSpan adds the bytes b to the keyword history: all of them, or the

@@ -3,6 +3,7 @@ package mask
 import (
 	"bytes"
 	"math/rand/v2"
+	"strings"
 	"testing"
 )
 
@@ -65,4 +66,42 @@ func FuzzFastPathsMatchSlowPath(f *testing.F) {
 			t.Fatalf("fast paths differ from the slow path\ninput %q\nfast  %q\nslow  %q", in, got, want)
 		}
 	})
+}
+
+// TestKeywordAcrossEscapes: a keyword and its value with escape sequences
+// and invisible controls between every byte (more of them than idleRun
+// keeps spans for before it updates the history: histSpans), so that the
+// keyword history is built from many spans at once. The value must be
+// masked as the byte-at-a-time path masks it, and differently from what
+// the same bytes give without the keyword.
+func TestKeywordAcrossEscapes(t *testing.T) {
+	fast, slow := mustNew(t, allDetectors), slowEngine(t, allDetectors)
+	spread := func(s string, sep []string) string {
+		var b bytes.Buffer
+		for i, c := range []byte(s) {
+			b.WriteByte(c)
+			b.WriteString(sep[i%len(sep)])
+		}
+		return b.String()
+	}
+	r := rand.New(rand.NewPCG(5, 6))
+	for _, seps := range [][]string{{"\x1b[0m"}, {"\x1b[1m", "\x00", "\x1b]0;t\x07"}, {"\x01\x02", "\x1b[32m"}, {""}} {
+		for _, pre := range []string{"", "x ", strings.Repeat("ab\x1b[0m ", 20), "\xff\xfe\x1b[0m\n"} {
+			for _, kv := range [][2]string{{"cvv: ", "123"}, {"exp ", "12/27"}, {"CVC2=", "456"}, {"security code: ", "789"}, {"expiry date ", "11/28"}} {
+				word, value := kv[0], kv[1]
+				with := pre + spread(word, seps) + value + " \r\n" + pre + spread("exp", seps) + " 12/27\n"
+				without := pre + spread("xyz: ", seps) + value + " \r\n"
+				for _, in := range []string{with, without} {
+					want, _ := slow.MaskText(in)
+					got, _ := chunked(fast, r, []byte(in), false)
+					if string(got) != want {
+						t.Fatalf("input %q\nfast %q\nslow %q", in, got, want)
+					}
+				}
+				if m, _ := slow.MaskText(with); strings.Contains(m, value) {
+					t.Errorf("the value after %q spread by %q stays clear: %q", word, seps, m)
+				}
+			}
+		}
+	}
 }

@@ -450,7 +450,14 @@ func (s *Stream) pushVisible(b []byte) {
 		return
 	}
 	var tmp [histKeep]byte
-	n := 0
+	n := gatherVisible(&tmp, 0, b)
+	s.pushHist(tmp[histKeep-n:])
+}
+
+// gatherVisible puts the visible bytes of b, from its end, before the n
+// last bytes of tmp that are filled, until tmp is full; it returns how
+// many of tmp's last bytes are filled then.
+func gatherVisible(tmp *[histKeep]byte, n int, b []byte) int {
 	for k := len(b) - 1; k >= 0 && n < histKeep; k-- {
 		c := b[k]
 		if c == 0 {
@@ -465,7 +472,7 @@ func (s *Stream) pushVisible(b []byte) {
 		tmp[histKeep-1-n] = c
 		n += int(visible[c])
 	}
-	s.pushHist(tmp[histKeep-n:])
+	return n
 }
 
 // pushVisible indexes hist with a mask, which needs its length to be a
