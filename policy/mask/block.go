@@ -419,16 +419,25 @@ const invReach = histKeep + 1
 // invReach bytes before byte k of a block: inv is the block's invisible
 // controls, pinv those of the block before.
 func invReachMask(inv, pinv uint64) uint64 {
-	// Smear each control over the invReach bytes after it, by doubling,
-	// on the two blocks as one 128-bit value (hi: this block).
-	hi, lo := inv, pinv
-	for sh := uint(1); sh < invReach; sh *= 2 {
-		d := min(sh, invReach-sh) // the last step adds what is left
-		hi, lo = hi|hi<<d|lo>>(64-d), lo|lo<<d
+	// Smear each control of this block over itself and the invReach-1
+	// bytes after it: shifts of 1, 2, 4, 8 and 16 cover 32 bytes, one
+	// more covers 33.
+	hi := inv
+	hi |= hi << 1
+	hi |= hi << 2
+	hi |= hi << 4
+	hi |= hi << 8
+	hi |= hi << 16
+	hi |= hi << 1
+	// One byte later is "before byte k".
+	near := hi << 1
+	// Of the block before, only its last control can reach furthest: one
+	// at byte t covers up to byte t+invReach-1 of the two blocks, so
+	// "before" bytes 0 to t+invReach-64 of this one.
+	if t := 63 - bits.LeadingZeros64(pinv); t >= 64-invReach {
+		near |= 1<<uint(t+invReach-63) - 1
 	}
-	// hi now marks the controls and the invReach-1 bytes after each; one
-	// byte later is "before byte k".
-	return hi<<1 | lo>>63
+	return near
 }
 
 // passSentinel reports whether the stop byte p[at] is a track sentinel

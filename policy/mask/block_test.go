@@ -273,3 +273,47 @@ func FuzzBlockRun(f *testing.F) {
 		}
 	})
 }
+
+// invReachRef is invReachMask by its definition: bit k is set when one of
+// the invReach bytes before byte k (in the block before for k < invReach)
+// is an invisible control.
+func invReachRef(inv, pinv uint64) uint64 {
+	var out uint64
+	for k := range 64 {
+		for d := 1; d <= invReach; d++ {
+			at := 64 + k - d // in the two blocks as one, pinv first
+			var bit uint64
+			if at >= 64 {
+				bit = inv >> uint(at-64) & 1
+			} else {
+				bit = pinv >> uint(at) & 1
+			}
+			if bit != 0 {
+				out |= 1 << uint(k)
+				break
+			}
+		}
+	}
+	return out
+}
+
+// TestInvReachMask holds invReachMask to its definition: single controls
+// at every position of either block, pairs, and random masks sparse and
+// dense.
+func TestInvReachMask(t *testing.T) {
+	var cases [][2]uint64
+	for a := range 64 {
+		cases = append(cases, [2]uint64{1 << a, 0}, [2]uint64{0, 1 << a}, [2]uint64{1 << a, 1 << (63 - a)})
+	}
+	r := rand.New(rand.NewPCG(7, 8))
+	for range 2000 {
+		x, y := r.Uint64(), r.Uint64()
+		cases = append(cases, [2]uint64{x, y}, [2]uint64{x & r.Uint64() & r.Uint64() & r.Uint64(), y & r.Uint64() & r.Uint64()})
+	}
+	cases = append(cases, [2]uint64{0, 0}, [2]uint64{^uint64(0), ^uint64(0)})
+	for _, c := range cases {
+		if got, want := invReachMask(c[0], c[1]), invReachRef(c[0], c[1]); got != want {
+			t.Fatalf("invReachMask(%#x, %#x) = %#x, want %#x", c[0], c[1], got, want)
+		}
+	}
+}
