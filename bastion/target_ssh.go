@@ -13,6 +13,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"charm.land/ssh"
@@ -43,15 +44,57 @@ func (st *session) dialSSHTarget(ctx context.Context, t policy.Target) (gossh.Co
 	if err != nil {
 		return nil, nil, nil, fmt.Errorf("target %s: %w", t.Name, err)
 	}
-	d := net.Dialer{Timeout: targetDialTimeout}
+	// The dial, the handshake and any retries share one bound.
 	dctx, cancel := context.WithTimeout(ctx, targetDialTimeout)
 	defer cancel()
-	conn, err := d.DialContext(dctx, "tcp", t.Address)
+	for attempt := 1; ; attempt++ {
+		cc, chans, reqs, err := st.handshakeTarget(dctx, t, hostKeys, signer)
+		if err == nil {
+			return cc, chans, reqs, nil
+		}
+		var dropped *droppedError
+		if !errors.As(err, &dropped) {
+			return nil, nil, nil, err
+		}
+		if attempt == targetDialAttempts {
+			return nil, nil, nil, fmt.Errorf("target %s: closed the connection %d times before it spoke: %w", t.Name, attempt, dropped)
+		}
+		// sshd drops new connections it has not authenticated yet when
+		// more than MaxStartups are pending (10 by default), without a
+		// word: under a burst of logins, all of them through the bastion,
+		// a target does that to some. Nothing was said or done on that
+		// connection, so another is safe.
+		st.srv.log.Info("target dropped the connection before its banner; trying again", "target", t.Name,
+			"attempt", attempt, "err", dropped.err)
+		select {
+		case <-time.After(time.Duration(attempt) * targetRetryPause):
+		case <-dctx.Done():
+			return nil, nil, nil, fmt.Errorf("target %s: %w", t.Name, dropped.err)
+		}
+	}
+}
+
+// Retries of a target that drops the connection before it speaks
+// (handshakeTarget's droppedError): the pause grows with each attempt.
+const (
+	targetDialAttempts = 3
+	targetRetryPause   = 200 * time.Millisecond
+)
+
+// handshakeTarget makes one connection to the target and logs in. A
+// connection the target closed or reset before it sent a byte comes back
+// as a *droppedError.
+func (st *session) handshakeTarget(ctx context.Context, t policy.Target, hostKeys gossh.HostKeyCallback, signer gossh.Signer) (gossh.Conn, <-chan gossh.NewChannel, <-chan *gossh.Request, error) {
+	var d net.Dialer
+	raw, err := d.DialContext(ctx, "tcp", t.Address)
 	if err != nil {
 		return nil, nil, nil, fmt.Errorf("target %s: connect %s: %w", t.Name, t.Address, err)
 	}
-	// The handshake gets the same bound as the dial; cleared afterwards.
-	_ = conn.SetDeadline(time.Now().Add(targetDialTimeout))
+	conn := &spokeConn{Conn: raw}
+	// The handshake gets the dial's bound; cleared afterwards.
+	if deadline, ok := ctx.Deadline(); ok {
+		_ = conn.SetDeadline(deadline)
+	}
 	cc, chans, reqs, err := gossh.NewClientConn(conn, t.Address, &gossh.ClientConfig{
 		User:            t.User,
 		Auth:            []gossh.AuthMethod{gossh.PublicKeys(signer)},
@@ -61,10 +104,34 @@ func (st *session) dialSSHTarget(ctx context.Context, t policy.Target) (gossh.Co
 	})
 	if err != nil {
 		_ = conn.Close()
+		if !conn.spoke.Load() && (errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET)) {
+			return nil, nil, nil, &droppedError{err: err}
+		}
 		return nil, nil, nil, fmt.Errorf("target %s: %w", t.Name, err)
 	}
 	_ = conn.SetDeadline(time.Time{})
 	return cc, chans, reqs, nil
+}
+
+// droppedError is a connection the target closed before it sent anything.
+type droppedError struct{ err error }
+
+func (e *droppedError) Error() string { return e.err.Error() }
+func (e *droppedError) Unwrap() error { return e.err }
+
+// spokeConn notes whether the target has sent anything: a connection it
+// dropped before that can be made again.
+type spokeConn struct {
+	net.Conn
+	spoke atomic.Bool
+}
+
+func (c *spokeConn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	if n > 0 && !c.spoke.Load() {
+		c.spoke.Store(true)
+	}
+	return n, err
 }
 
 // targetSigner returns the held key, or a fresh key with a one-minute
@@ -550,7 +617,11 @@ func userFacingDialError(err error) string {
 	if errors.As(err, &oe) && oe.Op == "dial" {
 		return "the connection to the target failed (" + oe.Err.Error() + ")"
 	}
-	if errors.Is(err, io.EOF) {
+	var dropped *droppedError
+	if errors.As(err, &dropped) {
+		return fmt.Sprintf("the target closed the connection %d times before it answered; it may be overloaded (sshd's MaxStartups): try again in a moment", targetDialAttempts)
+	}
+	if errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET) {
 		return "the target closed the connection"
 	}
 	if strings.Contains(err.Error(), "unable to authenticate") {
