@@ -178,4 +178,47 @@ func main() {
 	for _, r := range table(res) {
 		fmt.Printf("| %s | %s | %s | %s | %s |\n", r.what, r.bastion, r.openssh, r.proxyjump, r.goal)
 	}
+	if lines := roundTable(res); lines != nil {
+		fmt.Println()
+		for _, l := range lines {
+			fmt.Println(l)
+		}
+	}
+}
+
+// roundTable is the throughput of each round, the bastion against
+// ProxyJump (stream-MB/s), when there was more than one: the median the
+// table shows hides how far apart the rounds of a shared machine lie.
+// Rounds run in order, so the k-th figure of each path is round k.
+func roundTable(r results) []string {
+	const t = "BenchmarkThroughput/"
+	n := 0
+	for _, sfx := range []string{"", "-text", "-urandom"} {
+		n = max(n, min(r.runs(t+"bastion"+sfx, "stream-MB/s"), r.runs(t+"proxyjump"+sfx, "stream-MB/s")))
+	}
+	if n < 2 {
+		return nil
+	}
+	head, rule := "| source, bastion / ProxyJump (stream-MB/s) |", "| --- |"
+	for k := range n {
+		head += fmt.Sprintf(" round %d |", k+1)
+		rule += " --- |"
+	}
+	lines := []string{head, rule}
+	for _, src := range []struct{ name, suffix string }{{"zeros", ""}, {"log text", "-text"}, {"random", "-urandom"}} {
+		b, p := r[t+"bastion"+src.suffix]["stream-MB/s"], r[t+"proxyjump"+src.suffix]["stream-MB/s"]
+		if len(b) == 0 || len(p) == 0 {
+			continue
+		}
+		line := "| " + src.name + " |"
+		for k := range n {
+			if k >= len(b) || k >= len(p) || p[k] <= 0 {
+				line += " - |"
+				continue
+			}
+			line += fmt.Sprintf(" %.1f / %.1f (%.2f×) |", b[k], p[k], b[k]/p[k])
+		}
+		lines = append(lines, line)
+	}
+	return lines
 }

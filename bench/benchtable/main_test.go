@@ -64,3 +64,29 @@ not a benchmark line 1 2 3
 		}
 	}
 }
+
+// TestRoundTable: each round's figures in the order they ran, with the
+// ratio, and a source with one round or none left out.
+func TestRoundTable(t *testing.T) {
+	in := `BenchmarkThroughput/bastion-text-2   	       1	2618384133 ns/op	        30.00 stream-MB/s
+BenchmarkThroughput/proxyjump-text-2   	       1	2618384133 ns/op	        50.00 stream-MB/s
+BenchmarkThroughput/bastion-text#01-2   	       1	2618384133 ns/op	        45.00 stream-MB/s
+BenchmarkThroughput/proxyjump-text#01-2   	       1	2618384133 ns/op	        60.00 stream-MB/s
+BenchmarkThroughput/bastion-urandom-2   	       1	2618384133 ns/op	        20.00 stream-MB/s
+`
+	res := results{}
+	if err := parse(strings.NewReader(in), res); err != nil {
+		t.Fatal(err)
+	}
+	got := strings.Join(roundTable(res), "\n")
+	want := "| source, bastion / ProxyJump (stream-MB/s) | round 1 | round 2 |\n| --- | --- | --- |\n" +
+		"| log text | 30.0 / 50.0 (0.60×) | 45.0 / 60.0 (0.75×) |"
+	if got != want {
+		t.Errorf("round table:\n%s\nwant:\n%s", got, want)
+	}
+	one := results{}
+	_ = parse(strings.NewReader("BenchmarkThroughput/bastion-2 1 1 ns/op 3.0 stream-MB/s\nBenchmarkThroughput/proxyjump-2 1 1 ns/op 4.0 stream-MB/s\n"), one)
+	if lines := roundTable(one); lines != nil {
+		t.Errorf("one round: %q, want no table", lines)
+	}
+}
