@@ -56,8 +56,9 @@ func parseStat(b []byte) (procStat, bool) {
 // alive reports whether the process runs (zombies have already exited).
 func (p procStat) alive() bool { return p.state != 'Z' && p.state != 'X' }
 
-// findProcs returns the live descendants of root and the live processes
-// whose initial environment holds tag ("NAME=value"). Without /proc (not
+// findProcs returns the live descendants of root, parents before their
+// children, then the live processes whose initial environment holds tag
+// ("NAME=value"). Without /proc (not
 // Linux) it finds nothing, and Stop falls back to the process group.
 func findProcs(root int, tag string) []procID {
 	entries, err := os.ReadDir("/proc")
@@ -79,7 +80,13 @@ func findProcs(root int, tag string) []procID {
 		children[st.ppid] = append(children[st.ppid], pid)
 	}
 
+	// Parents before their children: the per-connection sshd processes
+	// come before the commands they run, so that a kill in this order
+	// takes the connection down before the command's death can be
+	// reported over it (a test of a dead target would otherwise see, at
+	// random, a command killed by a signal on a target still alive).
 	found := map[int]bool{}
+	var order []int
 	queue := append([]int(nil), children[root]...)
 	for len(queue) > 0 {
 		pid := queue[0]
@@ -88,6 +95,7 @@ func findProcs(root int, tag string) []procID {
 			continue
 		}
 		found[pid] = true
+		order = append(order, pid)
 		queue = append(queue, children[pid]...)
 	}
 	want := []byte(tag)
@@ -102,13 +110,14 @@ func findProcs(root int, tag string) []procID {
 		for _, kv := range bytes.Split(env, []byte{0}) {
 			if bytes.Equal(kv, want) {
 				found[pid] = true
+				order = append(order, pid)
 				break
 			}
 		}
 	}
 
-	out := make([]procID, 0, len(found))
-	for pid := range found {
+	out := make([]procID, 0, len(order))
+	for _, pid := range order {
 		out = append(out, procID{pid: pid, start: stats[pid].start})
 	}
 	return out
