@@ -49,15 +49,13 @@ func (st *session) dialSSHTarget(ctx context.Context, t policy.Target) (gossh.Co
 	defer cancel()
 	for attempt := 1; ; attempt++ {
 		cc, chans, reqs, err := st.handshakeTarget(dctx, t, hostKeys, signer)
-		if err == nil {
-			return cc, chans, reqs, nil
-		}
 		var dropped *droppedError
-		if !errors.As(err, &dropped) {
-			return nil, nil, nil, err
+		if err == nil || !errors.As(err, &dropped) {
+			return cc, chans, reqs, err
 		}
+		dropped.attempts = attempt
 		if attempt == targetDialAttempts {
-			return nil, nil, nil, fmt.Errorf("target %s: closed the connection %d times before it spoke: %w", t.Name, attempt, dropped)
+			return nil, nil, nil, fmt.Errorf("target %s: %w", t.Name, dropped)
 		}
 		// sshd drops new connections it has not authenticated yet when
 		// more than MaxStartups are pending (10 by default), without a
@@ -69,7 +67,7 @@ func (st *session) dialSSHTarget(ctx context.Context, t policy.Target) (gossh.Co
 		select {
 		case <-time.After(time.Duration(attempt) * targetRetryPause):
 		case <-dctx.Done():
-			return nil, nil, nil, fmt.Errorf("target %s: %w", t.Name, dropped.err)
+			return nil, nil, nil, fmt.Errorf("target %s: %w", t.Name, dropped)
 		}
 	}
 }
@@ -105,7 +103,7 @@ func (st *session) handshakeTarget(ctx context.Context, t policy.Target, hostKey
 	if err != nil {
 		_ = conn.Close()
 		if !conn.spoke.Load() && (errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET)) {
-			return nil, nil, nil, &droppedError{err: err}
+			return nil, nil, nil, &droppedError{err: err, attempts: 1}
 		}
 		return nil, nil, nil, fmt.Errorf("target %s: %w", t.Name, err)
 	}
@@ -113,10 +111,16 @@ func (st *session) handshakeTarget(ctx context.Context, t policy.Target, hostKey
 	return cc, chans, reqs, nil
 }
 
-// droppedError is a connection the target closed before it sent anything.
-type droppedError struct{ err error }
+// droppedError is a connection the target closed before it sent anything,
+// attempts times in a row.
+type droppedError struct {
+	err      error
+	attempts int
+}
 
-func (e *droppedError) Error() string { return e.err.Error() }
+func (e *droppedError) Error() string {
+	return fmt.Sprintf("closed the connection %d times before it spoke: %v", e.attempts, e.err)
+}
 func (e *droppedError) Unwrap() error { return e.err }
 
 // spokeConn notes whether the target has sent anything: a connection it
@@ -619,7 +623,7 @@ func userFacingDialError(err error) string {
 	}
 	var dropped *droppedError
 	if errors.As(err, &dropped) {
-		return fmt.Sprintf("the target closed the connection %d times before it answered; it may be overloaded (sshd's MaxStartups): try again in a moment", targetDialAttempts)
+		return fmt.Sprintf("the target closed the connection %d times before it answered; it may be overloaded (sshd's MaxStartups): try again in a moment", dropped.attempts)
 	}
 	if errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET) {
 		return "the target closed the connection"

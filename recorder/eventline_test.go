@@ -303,3 +303,29 @@ func FuzzAppendOutputLine(f *testing.F) {
 		}
 	})
 }
+
+// TestCopyPlain holds copyPlain, the vector step of this build or its
+// plain-Go contract, to jsonPlain: the whole block is copied, and the count
+// is of the plain bytes before the first that is not.
+func TestCopyPlain(t *testing.T) {
+	r := mrand.New(mrand.NewPCG(9, 10))
+	for n := range 2000 {
+		var src, dst [32]byte
+		for i := range src {
+			src[i] = byte(0x20 + r.IntN(0x5f)) // printable ASCII
+		}
+		if n%33 < 32 {
+			src[n%33] = byte(r.Uint32()) // one byte anywhere, plain or not
+		}
+		want := 32
+		for i, c := range src {
+			if !jsonPlain[c] {
+				want = i
+				break
+			}
+		}
+		if got := copyPlain(&dst, &src); got != want || dst != src {
+			t.Fatalf("copyPlain(%q) = %d (copied %v), want %d", src, got, dst == src, want)
+		}
+	}
+}
