@@ -1,6 +1,7 @@
 package bastion
 
 import (
+	"bytes"
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
@@ -8,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	mrand "math/rand/v2"
 	"net"
 	"slices"
 	"strings"
@@ -48,94 +50,197 @@ func (st *session) dialSSHTarget(ctx context.Context, t policy.Target) (gossh.Co
 	dctx, cancel := context.WithTimeout(ctx, targetDialTimeout)
 	defer cancel()
 	for attempt := 1; ; attempt++ {
-		cc, chans, reqs, err := st.handshakeTarget(dctx, t, hostKeys, signer)
-		var dropped *droppedError
-		if err == nil || !errors.As(err, &dropped) {
+		cc, chans, reqs, err := handshakeTarget(dctx, t, hostKeys, signer)
+		var turned *turnedAwayError
+		if err == nil || !errors.As(err, &turned) {
 			return cc, chans, reqs, err
 		}
-		dropped.attempts = attempt
+		turned.attempts = attempt
 		if attempt == targetDialAttempts {
-			return nil, nil, nil, fmt.Errorf("target %s: %w", t.Name, dropped)
+			return nil, nil, nil, fmt.Errorf("target %s: %w", t.Name, turned)
 		}
-		// sshd drops new connections it has not authenticated yet when
-		// more than MaxStartups are pending (10 by default), without a
-		// word: under a burst of logins, all of them through the bastion,
-		// a target does that to some. Nothing was said or done on that
-		// connection, so another is safe.
-		st.srv.log.Info("target dropped the connection before its banner; trying again", "target", t.Name,
-			"attempt", attempt, "err", dropped.err)
+		// sshd turns new connections away while more than MaxStartups
+		// are unauthenticated (10 by default): it writes "Exceeded
+		// MaxStartups" and closes, before its identification line. Under
+		// a burst of logins, all of them through the bastion, a target
+		// does that to some. No SSH was spoken on that connection, so
+		// another is safe; the pause grows and is spread at random, so
+		// that the sessions it turned away do not all come back at once.
+		pause := retryPause(attempt, mrand.Float64())
+		st.srv.log.Info("target turned the connection away before its SSH banner; trying again", "target", t.Name,
+			"attempt", attempt, "pause", pause, "said", turned.said, "err", turned.err)
 		select {
-		case <-time.After(time.Duration(attempt) * targetRetryPause):
+		case <-time.After(pause):
 		case <-dctx.Done():
-			return nil, nil, nil, fmt.Errorf("target %s: %w", t.Name, dropped)
+			return nil, nil, nil, fmt.Errorf("target %s: %w", t.Name, turned)
 		}
 	}
 }
 
-// Retries of a target that drops the connection before it speaks
-// (handshakeTarget's droppedError): the pause grows with each attempt.
+// Retries of a target that closes the connection before its SSH
+// identification line (handshakeTarget's turnedAwayError). Six attempts,
+// with pauses from 100 ms doubling to 1.6 s (4.65 s in all at most), fit
+// in targetDialTimeout even when each attempt takes a while on a busy
+// target.
 const (
-	targetDialAttempts = 3
-	targetRetryPause   = 200 * time.Millisecond
+	targetDialAttempts = 6
+	targetRetryPause   = 100 * time.Millisecond
+	targetRetryMax     = 1600 * time.Millisecond
 )
 
+// retryPause is the pause after the given failed attempt (1, 2, ...):
+// targetRetryPause doubled per attempt up to targetRetryMax, scaled by
+// 0.5 + jitter (jitter in [0, 1)).
+func retryPause(attempt int, jitter float64) time.Duration {
+	d := targetRetryMax
+	if attempt <= 5 {
+		d = min(targetRetryPause<<(attempt-1), targetRetryMax)
+	}
+	return time.Duration(float64(d) * (0.5 + jitter))
+}
+
 // handshakeTarget makes one connection to the target and logs in. A
-// connection the target closed or reset before it sent a byte comes back
-// as a *droppedError.
-func (st *session) handshakeTarget(ctx context.Context, t policy.Target, hostKeys gossh.HostKeyCallback, signer gossh.Signer) (gossh.Conn, <-chan gossh.NewChannel, <-chan *gossh.Request, error) {
+// connection the target closed or reset before its SSH identification
+// line comes back as a *turnedAwayError.
+func handshakeTarget(ctx context.Context, t policy.Target, hostKeys gossh.HostKeyCallback, signer gossh.Signer) (gossh.Conn, <-chan gossh.NewChannel, <-chan *gossh.Request, error) {
 	var d net.Dialer
 	raw, err := d.DialContext(ctx, "tcp", t.Address)
 	if err != nil {
 		return nil, nil, nil, fmt.Errorf("target %s: connect %s: %w", t.Name, t.Address, err)
 	}
-	conn := &spokeConn{Conn: raw}
-	// The handshake gets the dial's bound; cleared afterwards.
-	if deadline, ok := ctx.Deadline(); ok {
-		_ = conn.SetDeadline(deadline)
-	}
+	conn := &bannerConn{Conn: raw}
+	// The handshake is bounded by closing the connection, not by a
+	// deadline on it: a deadline would also have to be cleared after the
+	// handshake, and the connection's reader could hit it in between.
+	// stop reports whether the close was still to come.
+	stop := context.AfterFunc(ctx, func() { _ = conn.Close() })
 	cc, chans, reqs, err := gossh.NewClientConn(conn, t.Address, &gossh.ClientConfig{
 		User:            t.User,
 		Auth:            []gossh.AuthMethod{gossh.PublicKeys(signer)},
 		HostKeyCallback: hostKeys,
 		ClientVersion:   "SSH-2.0-bastion",
-		Timeout:         targetDialTimeout,
 	})
+	if !stop() {
+		// The bound ran out (or the session ended) during the handshake,
+		// and the connection is closed: whatever NewClientConn made of
+		// that, this is the reason.
+		if cc != nil {
+			_ = cc.Close()
+		}
+		return nil, nil, nil, fmt.Errorf("target %s: handshake: %w", t.Name, context.Cause(ctx))
+	}
 	if err != nil {
 		_ = conn.Close()
-		if !conn.spoke.Load() && (errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET)) {
-			return nil, nil, nil, &droppedError{err: err, attempts: 1}
+		if said, ok := conn.turnedAway(); ok && connectionLost(err) {
+			return nil, nil, nil, &turnedAwayError{err: err, said: said, attempts: 1}
 		}
 		return nil, nil, nil, fmt.Errorf("target %s: %w", t.Name, err)
 	}
-	_ = conn.SetDeadline(time.Time{})
 	return cc, chans, reqs, nil
 }
 
-// droppedError is a connection the target closed before it sent anything,
-// attempts times in a row.
-type droppedError struct {
+// turnedAwayError is a connection the target closed before its SSH
+// identification line, attempts times in a row. said is what the target
+// wrote before it closed (sshd: "Exceeded MaxStartups"), if anything.
+type turnedAwayError struct {
 	err      error
+	said     string
 	attempts int
 }
 
-func (e *droppedError) Error() string {
-	return fmt.Sprintf("closed the connection %d times before it spoke: %v", e.attempts, e.err)
+func (e *turnedAwayError) Error() string {
+	if e.said == "" {
+		return fmt.Sprintf("closed the connection %s before its SSH banner: %v", times(e.attempts), e.err)
+	}
+	return fmt.Sprintf("closed the connection %s before its SSH banner, saying %q: %v", times(e.attempts), e.said, e.err)
 }
-func (e *droppedError) Unwrap() error { return e.err }
 
-// spokeConn notes whether the target has sent anything: a connection it
-// dropped before that can be made again.
-type spokeConn struct {
+// connectionLost reports whether err is the connection going away under
+// the handshake. x/crypto/ssh closes the connection when a write fails, so
+// its reader may report the close (net.ErrClosed) instead of the reset.
+func connectionLost(err error) bool {
+	return errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET) ||
+		errors.Is(err, syscall.EPIPE) || errors.Is(err, net.ErrClosed)
+}
+
+// times is "once" or "N times".
+func times(n int) string {
+	if n == 1 {
+		return "once"
+	}
+	return fmt.Sprintf("%d times", n)
+}
+func (e *turnedAwayError) Unwrap() error { return e.err }
+
+// maxPreBanner bounds what bannerConn keeps of the lines a server may send
+// before its identification line (RFC 4253 section 4.2). A server that
+// sends more is talking, not turning the connection away.
+const maxPreBanner = 512
+
+// bannerConn watches the target's first bytes for its SSH identification
+// line, "SSH-" at the start of a line, and keeps what came before it.
+// x/crypto/ssh reads the identification line itself, byte by byte, before
+// it starts any goroutine that reads the connection, so pre is touched only
+// by that one reader until banner is set; after that Read costs one atomic
+// load.
+type bannerConn struct {
 	net.Conn
-	spoke atomic.Bool
+	banner atomic.Bool
+	pre    []byte
 }
 
-func (c *spokeConn) Read(p []byte) (int, error) {
+func (c *bannerConn) Read(p []byte) (int, error) {
 	n, err := c.Conn.Read(p)
-	if n > 0 && !c.spoke.Load() {
-		c.spoke.Store(true)
+	if n > 0 && !c.banner.Load() {
+		c.watch(p[:n])
 	}
 	return n, err
+}
+
+// watch appends the bytes read to pre until the identification line starts.
+func (c *bannerConn) watch(b []byte) {
+	for _, ch := range b {
+		c.pre = append(c.pre, ch)
+		line := c.pre[bytes.LastIndexByte(c.pre[:len(c.pre)-1], '\n')+1:]
+		// More than maxPreBanner bytes is not a refusal either: stop.
+		if bytes.HasPrefix(line, []byte("SSH-")) || len(c.pre) > maxPreBanner {
+			c.banner.Store(true)
+			return
+		}
+	}
+}
+
+// turnedAway reports whether the target never sent its identification
+// line (nor more than maxPreBanner bytes), and what it sent instead, as
+// printable text. Call it only after the handshake returned.
+func (c *bannerConn) turnedAway() (string, bool) {
+	if c.banner.Load() {
+		return "", false
+	}
+	return printable(c.pre), true
+}
+
+// printable is a target's text for a log line and the user's message:
+// trimmed, lines joined with "; ", and anything else outside printable
+// ASCII dropped, so a target cannot write escape sequences to the user.
+func printable(b []byte) string {
+	var out strings.Builder
+	for line := range strings.Lines(string(b)) {
+		line = strings.Map(func(r rune) rune {
+			if r < 0x20 || r > 0x7e {
+				return -1
+			}
+			return r
+		}, line)
+		if line = strings.TrimSpace(line); line == "" {
+			continue
+		}
+		if out.Len() > 0 {
+			out.WriteString("; ")
+		}
+		out.WriteString(line)
+	}
+	return out.String()
 }
 
 // targetSigner returns the held key, or a fresh key with a one-minute
@@ -621,11 +726,15 @@ func userFacingDialError(err error) string {
 	if errors.As(err, &oe) && oe.Op == "dial" {
 		return "the connection to the target failed (" + oe.Err.Error() + ")"
 	}
-	var dropped *droppedError
-	if errors.As(err, &dropped) {
-		return fmt.Sprintf("the target closed the connection %d times before it answered; it may be overloaded (sshd's MaxStartups): try again in a moment", dropped.attempts)
+	var turned *turnedAwayError
+	if errors.As(err, &turned) {
+		said := ""
+		if turned.said != "" {
+			said = fmt.Sprintf(" (it said %q)", turned.said)
+		}
+		return fmt.Sprintf("the target turned the connection away %s before it answered%s; it is busy: try again in a moment", times(turned.attempts), said)
 	}
-	if errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET) {
+	if connectionLost(err) {
 		return "the target closed the connection"
 	}
 	if strings.Contains(err.Error(), "unable to authenticate") {

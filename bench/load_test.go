@@ -455,6 +455,9 @@ func BenchmarkChurn(b *testing.B) {
 					b.ReportMetric(float64(client.Microseconds())/1000/float64(n), "client-cpu-ms/session")
 				}
 				logFailures(b, res.fails)
+				if len(res.fails) > 0 {
+					logTargetRefusals(b, w.sshd.Log())
+				}
 			}
 		})
 	}
@@ -497,6 +500,34 @@ func logFailures(b *testing.B, fails []error) {
 	for i, f := range fails[:min(len(fails), 5)] {
 		b.Logf("failure %d: %v", i+1, f)
 	}
+}
+
+// logTargetRefusals logs how often the target sshd turned connections away
+// and why, from its log: a churn failure on the bastion's side is often the
+// target's doing, and the sshd's log dies with its temporary directory.
+func logTargetRefusals(b *testing.B, log string) {
+	b.Helper()
+	count := map[string]int{}
+	for line := range strings.Lines(log) {
+		for _, kind := range targetRefusals {
+			if strings.Contains(line, kind) {
+				count[kind]++
+			}
+		}
+	}
+	for _, kind := range targetRefusals {
+		b.Logf("target sshd log: %5d lines with %q", count[kind], kind)
+	}
+}
+
+// targetRefusals are the sshd log messages of a connection it refused or
+// lost before the session ran.
+var targetRefusals = []string{
+	"past MaxStartups",              // sshd's listener: "drop connection #N ... past MaxStartups"
+	"Timeout before authentication", // LoginGraceTime
+	"Connection closed by",          // the peer, before authenticating
+	"Connection reset by",           // the peer, before authenticating
+	"fatal:",                        // anything else that ended a connection
 }
 
 // failureReason is a churn failure without the session's own details

@@ -18,9 +18,9 @@ import (
 )
 
 // dropper stands in front of the sshd as sshd itself does past its
-// MaxStartups: it closes the first drops connections as soon as it has
-// accepted them, without a byte, and passes the later ones on to target
-// (set once the sshd runs).
+// MaxStartups: it turns the first drops connections away as soon as it has
+// accepted them, writing say (sshd: "Exceeded MaxStartups\r\n") before it
+// closes, and passes the later ones on to target (set once the sshd runs).
 type dropper struct {
 	ln       net.Listener
 	target   atomic.Pointer[string]
@@ -28,7 +28,7 @@ type dropper struct {
 	wg       sync.WaitGroup
 }
 
-func startDropper(t *testing.T, drops int64) *dropper {
+func startDropper(t *testing.T, drops int64, say string) *dropper {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -42,6 +42,7 @@ func startDropper(t *testing.T, drops int64) *dropper {
 				return
 			}
 			if d.accepted.Add(1) <= drops {
+				_, _ = io.WriteString(c, say)
 				_ = c.Close()
 				continue
 			}
@@ -75,24 +76,29 @@ func pipe(c net.Conn, target string) {
 	<-done
 }
 
-// TestTargetDroppedBeforeBannerIsRetried: a target that closes the
-// connection before it says anything (sshd past MaxStartups, under a burst
-// of logins) is dialled again, up to three times in all; a target that
-// keeps doing it gets a clear error and a non-zero exit.
-func TestTargetDroppedBeforeBannerIsRetried(t *testing.T) {
+// TestTargetTurnedAwayIsRetried: a target that closes the connection
+// before its SSH banner (sshd past MaxStartups, under a burst of logins),
+// with or without a word, is dialled again, up to six times in all; a
+// target that keeps doing it gets a clear error, with what it said, and a
+// non-zero exit.
+func TestTargetTurnedAwayIsRetried(t *testing.T) {
+	const maxStartups = "Exceeded MaxStartups\r\n"
 	for _, c := range []struct {
 		name     string
 		drops    int64
+		say      string
 		wantCode int
 		wantOut  string
 		wantErr  string
 		accepted int64
 	}{
-		{"dropped twice", 2, 0, "through\n", "", 3},
-		{"dropped every time", 100, 255, "", "the target closed the connection 3 times before it answered", 3},
+		{"dropped twice without a word", 2, "", 0, "through\n", "", 3},
+		{"past MaxStartups three times", 3, maxStartups, 0, "through\n", "", 4},
+		{"past MaxStartups every time", 100, maxStartups, 255, "",
+			`the target turned the connection away 6 times before it answered (it said "Exceeded MaxStartups"); it is busy: try again in a moment`, 6},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			d := startDropper(t, c.drops)
+			d := startDropper(t, c.drops, c.say)
 			// The dropper's port gets the sshd's host key in a
 			// known_hosts of its own, once the sshd runs; the bastion
 			// reads it at each dial.
