@@ -92,10 +92,11 @@ const (
 // targetRetryPause doubled per attempt up to targetRetryMax, scaled by
 // 0.5 + jitter (jitter in [0, 1)).
 func retryPause(attempt int, jitter float64) time.Duration {
-	d := targetRetryMax
-	if attempt <= 5 {
-		d = min(targetRetryPause<<(attempt-1), targetRetryMax)
+	d := targetRetryPause
+	for i := 1; i < attempt && d < targetRetryMax; i++ {
+		d *= 2
 	}
+	d = min(d, targetRetryMax)
 	return time.Duration(float64(d) * (0.5 + jitter))
 }
 
