@@ -43,6 +43,15 @@ const (
 	// s2BlockBytes is the S2 stream's block size: a piece is one block or
 	// a few.
 	s2BlockBytes = 1 << 20
+	// s2SmallBlockBytes is the block size of the writers for pieces that
+	// fit in one such block, which is most of them (an idle or interactive
+	// session flushes a few bytes at a time). A writer holds two buffers of
+	// its block size: a pooled 1 MiB writer per small piece made each
+	// garbage collection drop 2 MiB per writer and the next flush allocate
+	// and zero them again, which is much of what a burst of new sessions
+	// left in the process's resident memory. The stream is the same: one
+	// block, which any reader takes.
+	s2SmallBlockBytes = 64 << 10
 	// rawFrameCap is the capacity of the reused buffers raw frames are
 	// built in: a recorder's piece (pieceBufBytes) with its block headers
 	// fits. Larger pieces get a buffer of their own.
@@ -56,7 +65,8 @@ var s2Magic = []byte("\xff\x06\x00\x00S2sTwO")
 // use. The zero value is not ready: use newChunkCodec.
 type chunkCodec struct {
 	zdec    *zstd.Decoder
-	writers sync.Pool // *s2.Writer
+	writers sync.Pool // *s2.Writer with blocks of s2BlockBytes
+	small   sync.Pool // *s2.Writer with blocks of s2SmallBlockBytes
 	readers sync.Pool // *s2.Reader
 	// trials and frames are buffers for the trial compression and for raw
 	// frames (*[]byte). Binary output makes a raw frame of every piece:
@@ -93,16 +103,20 @@ func (c *chunkCodec) encode(piece []byte) []byte {
 			return appendRawFrame(c.frameBuf(len(piece)+len(piece)/rawBlockBytes*3+32), piece)
 		}
 	}
-	w, _ := c.writers.Get().(*s2.Writer)
+	pool, block := &c.writers, s2BlockBytes
+	if len(piece) <= s2SmallBlockBytes {
+		pool, block = &c.small, s2SmallBlockBytes
+	}
+	w, _ := pool.Get().(*s2.Writer)
 	if w == nil {
-		w = s2.NewWriter(nil, s2.WriterConcurrency(1), s2.WriterBlockSize(s2BlockBytes))
+		w = s2.NewWriter(nil, s2.WriterConcurrency(1), s2.WriterBlockSize(block))
 	}
 	out := bytes.NewBuffer(make([]byte, 0, len(piece)/4+64))
 	w.Reset(out)
 	// Writing to a bytes.Buffer cannot fail, and piece is in memory.
 	_, werr := w.Write(piece)
 	cerr := w.Close()
-	c.writers.Put(w)
+	pool.Put(w)
 	if err := errors.Join(werr, cerr); err != nil {
 		// Not reached (the writer's only errors are its writer's); keep
 		// the evidence in the raw form rather than lose it.

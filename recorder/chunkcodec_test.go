@@ -3,6 +3,7 @@ package recorder
 import (
 	"bytes"
 	"crypto/rand"
+	"runtime"
 	"strings"
 	"testing"
 
@@ -129,5 +130,39 @@ func TestChunkCodecBound(t *testing.T) {
 	}
 	if _, err := c.decode(big.Bytes(), nil); err == nil || !strings.Contains(err.Error(), "more than") {
 		t.Fatalf("decode of %d bytes compressed from %d: err = %v, want a refusal", big.Len(), maxDecodedChunk+1, err)
+	}
+}
+
+// TestSmallPieceEncodeMemory: a piece that fits one small block is encoded
+// by a writer of small blocks, so that a flush of a few bytes (an idle
+// session's) allocates kilobytes, not the 2 MiB of a writer of s2BlockBytes
+// blocks; and its stream is the one the large writer makes.
+func TestSmallPieceEncodeMemory(t *testing.T) {
+	piece := bytes.Repeat([]byte(`[0.5,"o","$ tail -f /var/log/app.log\r\n"]`+"\n"), 40)
+	for _, n := range []int{1, len(piece), s2SmallBlockBytes} {
+		p := bytes.Repeat(piece, n/len(piece)+1)[:n]
+		c, err := newChunkCodec()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		got := c.encode(p)
+		runtime.ReadMemStats(&after)
+		c.close()
+		if alloc := after.TotalAlloc - before.TotalAlloc; alloc > 4*s2SmallBlockBytes {
+			t.Errorf("encoding %d bytes with a new codec allocated %d bytes, want at most %d", n, alloc, 4*s2SmallBlockBytes)
+		}
+		var want bytes.Buffer
+		w := s2.NewWriter(&want, s2.WriterConcurrency(1), s2.WriterBlockSize(s2BlockBytes))
+		if _, err := w.Write(p); err != nil {
+			t.Fatal(err)
+		}
+		if err := w.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(got, want.Bytes()) {
+			t.Errorf("%d bytes: the stream differs from the large writer's (%d against %d bytes)", n, len(got), want.Len())
+		}
 	}
 }
