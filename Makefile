@@ -41,10 +41,14 @@ build:
 run: build
 	./$(BIN) serve --demo
 
-# Everything CI checks: deps, vet, race tests (fuzz seed corpora included), fuzz smoke.
+# Everything CI checks: deps, vet, race tests (fuzz seed corpora included),
+# the idle-session memory test again without the race detector (which makes
+# every frame and object larger, so its figures mean something only
+# without it), fuzz smoke.
 test: deps
 	$(GO) vet ./...
 	$(GO) test -race -count=1 -timeout 12m ./...
+	$(GO) test -count=1 -run '^TestIdleSessionMemory$$' ./bastion/
 	@GO=$(GO) bash scripts/fuzz.sh $(SMOKE_FUZZTIME)
 
 # Static checks only.

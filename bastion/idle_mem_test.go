@@ -25,14 +25,15 @@ import (
 // sshd, each with a PTY and a sleeping shell, recorded and masked. It
 // reports the heap and goroutine stacks each idle session holds, so that a
 // change that makes idle sessions heavier shows here without the benchmark.
-// BASTION_MEM_SESSIONS sets how many sessions (default 20);
+// BASTION_MEM_SESSIONS sets how many sessions (default 100: with fewer,
+// the test's own goroutines blur the per-session stacks);
 // BASTION_MEM_PROFILE names a directory that receives heap.pprof and
 // goroutine.pprof taken with the sessions open.
 func TestIdleSessionMemory(t *testing.T) {
 	if testing.Short() {
 		t.Skip("opens real ssh sessions")
 	}
-	n := 20
+	n := 100
 	if v := os.Getenv("BASTION_MEM_SESSIONS"); v != "" {
 		var err error
 		if n, err = strconv.Atoi(v); err != nil || n <= 0 {
@@ -95,6 +96,13 @@ roles:
 	// half is slack for goroutines of the test's own that come and go.)
 	if per := float64(after.goroutines-before.goroutines) / float64(n); per > 13.5 {
 		t.Errorf("%.1f goroutines per idle session, want 13", per)
+	}
+	// Their stacks: 4 KiB for most, 2 KiB for a few, and 8 KiB for the
+	// handler's, which waits under the session's frames for its whole life
+	// (proxySSH, handleSession). With the setup's locals among those frames
+	// it took 16 KiB, and the stacks 64-67 KiB per session; they are 55-56.
+	if per := per(before.stack, after.stack); per > 60 && !raceEnabled {
+		t.Errorf("goroutine stacks take %.1f KiB per idle session, want at most 60: did a function the session waits under grow its frame?", per)
 	}
 	if dir := os.Getenv("BASTION_MEM_PROFILE"); dir != "" {
 		// The goroutine profile as text: stacks grouped, with counts.

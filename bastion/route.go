@@ -75,54 +75,84 @@ func (st *session) route() exitResult {
 }
 
 // runTarget decides (step 3) and connects (step 4).
+//
+// It waits under the target's session for that session's whole life, so
+// the decision has a function of its own (admit): see proxySSH for what
+// the frames under a wait cost.
 func (st *session) runTarget(name, command string) exitResult {
-	t, ok := st.srv.config().Target(name)
+	t, command, release, res, ok := st.admit(name, command)
+	if !ok {
+		return res
+	}
+	defer release()
+	st.visit(t.Name)
+	if t.Kind == "ssh" {
+		res = st.proxySSH(t, command)
+	} else {
+		res = st.runOther(t, command)
+	}
+	st.leave(t.Name, res)
+	return res
+}
+
+// runOther runs a session on a target of a kind other than ssh.
+//
+//go:noinline
+func (st *session) runOther(t *policy.Target, command string) exitResult {
+	switch t.Kind {
+	case "command":
+		return st.runCommand(*t, command)
+	case "postgres", "mysql", "sqlite":
+		return st.runSQL(*t, command)
+	}
+	st.errorf("%s is a %s target; database targets are not supported by this version of bastion yet", t.Name, t.Kind)
+	return exitResult{code: 1, reason: "unsupported target kind"}
+}
+
+// admit decides whether the session may reach target name with command,
+// waiting for an approval where a rule asks for one. When ok, it returns
+// the target, the command without a leading --reason, and release, which
+// ends the access an approval granted (a no-op otherwise). When not, the
+// client has been told and res is the session's result.
+//
+//go:noinline
+func (st *session) admit(name, command string) (t *policy.Target, cmd string, release func(), res exitResult, ok bool) {
+	target, ok := st.srv.config().Target(name)
 	if !ok || !st.srv.config().CanAccess(st.id.Groups, name) {
 		// One message for "no such target" and "not yours": target names
 		// are not disclosed to those who may not reach them.
 		st.srv.log.Warn("target refused", "user", st.id.User, "groups", st.id.Groups, "target", name)
 		st.errorf("no target %q that you may reach; `ssh %s targets` lists yours", name, st.srv.hostName)
-		return exitResult{code: 1, reason: "access denied"}
+		return nil, "", nil, exitResult{code: 1, reason: "access denied"}, false
 	}
-	if d := st.srv.config().DecideSession(st.id.Groups, t.Name); d.Action != policy.ActionAllow {
+	release = func() {}
+	if d := st.srv.config().DecideSession(st.id.Groups, target.Name); d.Action != policy.ActionAllow {
 		if d.Action == policy.ActionDeny {
 			st.errorf("refused by rule %q", d.Rule)
-			return exitResult{code: 1, reason: "access denied by rule " + d.Rule}
+			return nil, "", nil, exitResult{code: 1, reason: "access denied by rule " + d.Rule}, false
 		}
-		until, ok := st.accessGrant(t, command, d.Rule)
+		until, ok := st.accessGrant(target, command, d.Rule)
 		if !ok {
-			return exitResult{code: 1, reason: "access held by rule " + d.Rule}
+			return nil, "", nil, exitResult{code: 1, reason: "access held by rule " + d.Rule}, false
 		}
-		defer st.timeBox(t.Name, until)()
+		release = st.timeBox(target.Name, until)
 	}
-	if command != "" && t.Kind == "ssh" {
-		reason, cmd := splitReason(command)
-		switch d := st.srv.config().DecideCommand(st.id.Groups, t.Name, cmd); d.Action {
+	if command != "" && target.Kind == "ssh" {
+		reason, c := splitReason(command)
+		switch d := st.srv.config().DecideCommand(st.id.Groups, target.Name, c); d.Action {
 		case policy.ActionDeny:
+			release()
 			st.errorf("refused by rule %q", d.Rule)
-			return exitResult{code: 1, reason: "command denied by rule " + d.Rule}
+			return nil, "", nil, exitResult{code: 1, reason: "command denied by rule " + d.Rule}, false
 		case policy.ActionApprove:
-			if !st.hold(t, "command", cmd, reason, d.Rule) {
-				return exitResult{code: 1, reason: "command held by rule " + d.Rule}
+			if !st.hold(target, "command", c, reason, d.Rule) {
+				release()
+				return nil, "", nil, exitResult{code: 1, reason: "command held by rule " + d.Rule}, false
 			}
 		}
-		command = cmd
+		command = c
 	}
-	st.visit(t.Name)
-	var res exitResult
-	switch t.Kind {
-	case "ssh":
-		res = st.proxySSH(t, command)
-	case "command":
-		res = st.runCommand(t, command)
-	case "postgres", "mysql", "sqlite":
-		res = st.runSQL(t, command)
-	default:
-		st.errorf("%s is a %s target; database targets are not supported by this version of bastion yet", t.Name, t.Kind)
-		res = exitResult{code: 1, reason: "unsupported target kind"}
-	}
-	st.leave(t.Name, res)
-	return res
+	return &target, command, release, exitResult{}, true
 }
 
 func (st *session) whoami(w io.Writer) {

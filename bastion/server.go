@@ -300,14 +300,27 @@ func (s *Server) recoverMiddleware(next ssh.Handler) ssh.Handler {
 	}
 }
 
-// logMiddleware logs the start and end of each session channel.
+// logMiddleware logs the start and end of each session channel. The log
+// calls are functions of their own: their arguments would otherwise sit in
+// a frame that every session's stack keeps for its whole life (see
+// proxySSH).
 func (s *Server) logMiddleware(next ssh.Handler) ssh.Handler {
 	return func(sess ssh.Session) {
-		start := s.now()
-		s.log.Info("session start", "login", sess.User(), "client", sess.RemoteAddr().String(), "command", sess.RawCommand())
+		start := s.logSessionStart(sess)
 		next(sess)
-		s.log.Info("session end", "login", sess.User(), "client", sess.RemoteAddr().String(), "duration", s.now().Sub(start).String())
+		s.logSessionEnd(sess, start)
 	}
+}
+
+//go:noinline
+func (s *Server) logSessionStart(sess ssh.Session) time.Time {
+	s.log.Info("session start", "login", sess.User(), "client", sess.RemoteAddr().String(), "command", sess.RawCommand())
+	return s.now()
+}
+
+//go:noinline
+func (s *Server) logSessionEnd(sess ssh.Session, start time.Time) {
+	s.log.Info("session end", "login", sess.User(), "client", sess.RemoteAddr().String(), "duration", s.now().Sub(start).String())
 }
 
 func refuseChannel(msg string) ssh.ChannelHandler {

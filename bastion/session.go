@@ -78,6 +78,13 @@ type session struct {
 	watch sessionWatch // see there: served by one goroutine at a time
 }
 
+// handleSession serves one session channel, from the identity check to
+// the end of the recording.
+//
+// The goroutine running it waits in the session (route) for the session's
+// whole life, and its stack keeps every frame below that wait: the setup
+// is a function of its own (open) so that its locals are not among them
+// (see proxySSH).
 func (s *Server) handleSession(sess ssh.Session) {
 	s.sessions.Add(1)
 	defer s.sessions.Done()
@@ -86,12 +93,41 @@ func (s *Server) handleSession(sess ssh.Session) {
 		s.handleLogin(sess)
 		return
 	}
+	st, closeSession := s.openSession(sess)
+	if st == nil {
+		return
+	}
+	defer closeSession()
+	res := st.route()
+	if reason := st.ended(); reason != "" {
+		res.reason = reason
+		if res.code == 0 {
+			res.code = 1
+		}
+	}
+	st.finish(res)
+	if st.ended() != "" {
+		// Nothing more may happen on a connection whose certificate
+		// was revoked.
+		if conn, ok := sess.Context().Value(ssh.ContextKeyConn).(gossh.Conn); ok {
+			_ = conn.Close()
+		}
+	}
+}
+
+// openSession checks the identity, starts the recording and the session's
+// watch, and audits the start. It returns nil when the session could not
+// start (the client has been told), and otherwise the session and what
+// ends it once it is finished.
+//
+//go:noinline
+func (s *Server) openSession(sess ssh.Session) (*session, func()) {
 	id, err := s.identityOf(sess)
 	if err != nil {
 		s.log.Warn("session refused", "login", sess.User(), "client", sess.RemoteAddr().String(), "err", err)
 		_, _ = fmt.Fprintf(sess.Stderr(), "bastion: your certificate is no longer accepted (%s); get a new one and reconnect\r\n", refusalMessage(err))
 		_ = sess.Exit(1)
-		return
+		return nil, nil
 	}
 	pty, hasPty := s.ptys.get(sess)
 	var env []string
@@ -105,7 +141,7 @@ func (s *Server) handleSession(sess ssh.Session) {
 	sid, err := recorder.NewSessionID(now, rand.Reader)
 	if err != nil {
 		s.endUnrecorded(sess, fmt.Errorf("session id: %w", err))
-		return
+		return nil, nil
 	}
 	width, height, term := 80, 24, ""
 	if hasPty {
@@ -124,7 +160,6 @@ func (s *Server) handleSession(sess ssh.Session) {
 		title = id.User + " → " + initialTarget
 	}
 	ctx, cancel := context.WithCancel(sess.Context())
-	defer cancel()
 	rec, err := recorder.NewRecorder(ctx, recorder.RecorderConfig{
 		Store: s.store,
 		Meta: recorder.SessionMeta{
@@ -139,7 +174,8 @@ func (s *Server) handleSession(sess ssh.Session) {
 	})
 	if err != nil {
 		s.endUnrecorded(sess, err)
-		return
+		cancel()
+		return nil, nil
 	}
 
 	st := &session{
@@ -168,10 +204,8 @@ func (s *Server) handleSession(sess ssh.Session) {
 		_, winCh, _ = sess.Pty()
 	}
 	done := make(chan struct{})
-	defer close(done)
 	st.startMonitor(winCh, terminate, done)
 	s.track(st, true)
-	defer s.track(st, false)
 	st.auditStart()
 
 	if ssh.AgentRequested(sess) {
@@ -181,20 +215,10 @@ func (s *Server) handleSession(sess ssh.Session) {
 		st.errorf("agent forwarding is disabled on this bastion; your agent was not forwarded")
 	}
 	s.log.Info("session recording", "session", sid, "user", id.User, "target", initialTarget, "pty", hasPty)
-	res := st.route()
-	if reason := st.ended(); reason != "" {
-		res.reason = reason
-		if res.code == 0 {
-			res.code = 1
-		}
-	}
-	st.finish(res)
-	if st.ended() != "" {
-		// Nothing more may happen on a connection whose certificate
-		// was revoked.
-		if conn, ok := sess.Context().Value(ssh.ContextKeyConn).(gossh.Conn); ok {
-			_ = conn.Close()
-		}
+	return st, func() {
+		s.track(st, false)
+		close(done)
+		cancel()
 	}
 }
 

@@ -283,36 +283,81 @@ func (st *session) targetSigner(t policy.Target) (gossh.Signer, error) {
 // goroutine stacks are much of what an idle session costs. Here one
 // goroutine serves the target's requests while the session is set up,
 // and the loop at the end serves them once it runs (targetEvents).
-func (st *session) proxySSH(t policy.Target, command string) exitResult {
-	conn, chans, global, err := st.dialSSHTarget(st.ctx, t)
+//
+// For the same reason the setup (startProxy) and the loop (watch) are
+// functions of their own: the session's goroutine waits in the loop for
+// the session's whole life, and its stack keeps every frame below it. The
+// setup's locals in that frame made the stack 16 KiB per idle session; the
+// frames it waits under now fit in 8 (TestIdleSessionMemory).
+func (st *session) proxySSH(t *policy.Target, command string) exitResult {
+	p := &sshProxy{st: st, target: t.Name}
+	defer p.close()
+	if res, ok := p.start(t, command); !ok {
+		return res
+	}
+	return p.watch()
+}
+
+// sshProxy is one session on an ssh target: what the loop needs and what
+// must be undone when it ends.
+type sshProxy struct {
+	st        *session
+	target    string
+	ts        targetSession
+	ev        *targetEvents
+	sigs      chan ssh.Signal
+	closeConn func() // closes the target's connection
+	undo      []func() // run by close, last first
+}
+
+// defers registers f to run at close, before those registered earlier,
+// as a defer in start would have.
+func (p *sshProxy) defers(f func()) { p.undo = append(p.undo, f) }
+
+// close undoes what start did, last first.
+func (p *sshProxy) close() {
+	for i := len(p.undo) - 1; i >= 0; i-- {
+		p.undo[i]()
+	}
+}
+
+// start dials the target, opens the session and starts the copies. When
+// it fails, the client has been told, and res is the session's result.
+//
+//go:noinline
+func (p *sshProxy) start(t *policy.Target, command string) (res exitResult, ok bool) {
+	st := p.st
+	conn, chans, global, err := st.dialSSHTarget(st.ctx, *t)
 	if err != nil {
 		st.srv.log.Warn("target connect failed", "user", st.id.User, "target", t.Name, "err", err)
 		st.errorf("cannot reach %s: %v", t.Name, userFacingDialError(err))
-		return exitResult{code: 255, reason: "target unreachable"}
+		return exitResult{code: 255, reason: "target unreachable"}, false
 	}
 	ev := &targetEvents{chans: chans, global: global, output: make(chan struct{}), info: exitInfo{status: -1}}
+	p.ev = ev
 	// Requests the target sends during the setup below (OpenSSH sends
 	// hostkeys-00 at once) are answered meanwhile.
 	attach := make(chan (<-chan *gossh.Request), 1)
-	closeConn := func() { _ = conn.Close() }
-	takeOver := ev.serveSetup(attach, st.ctx.Done(), closeConn)
-	defer func() {
+	p.closeConn = func() { _ = conn.Close() }
+	takeOver := ev.serveSetup(attach, st.ctx.Done(), p.closeConn)
+	p.defers(func() {
 		// Closed first: it unblocks a reply the setup goroutine may be
 		// writing to a target that stopped reading.
-		closeConn()
+		p.closeConn()
 		takeOver()
 		// Until the library has closed them: a target must not find the
 		// connection stuck on a request nobody reads while it closes.
 		go drainTarget(chans, global, ev.reqs)
-	}()
+	})
 
 	ch, chReqs, err := conn.OpenChannel("session", nil)
 	if err != nil {
 		st.errorf("cannot open a session on %s: %v", t.Name, err)
-		return exitResult{code: 255, reason: "target session refused"}
+		return exitResult{code: 255, reason: "target session refused"}, false
 	}
 	ts := targetSession{ch}
-	defer ts.Close()
+	p.ts = ts
+	p.defers(func() { _ = ts.Close() })
 	// From now on the target's requests on the session (exit-status among
 	// them) are read, as x/crypto's Session reads them from its start.
 	attach <- chReqs
@@ -336,10 +381,10 @@ func (st *session) proxySSH(t policy.Target, command string) exitResult {
 				_ = ts.WindowChange(w.Height, w.Width)
 			}
 		})
-		defer st.detachResize()
+		p.defers(st.detachResize)
 		if err := ts.RequestPty(st.pty.Term, win.Height, win.Width, st.pty.Modes); err != nil {
 			st.errorf("%s refused a terminal: %v", t.Name, err)
-			return exitResult{code: 255, reason: "pty refused"}
+			return exitResult{code: 255, reason: "pty refused"}, false
 		}
 		mu.Lock()
 		started = true
@@ -357,15 +402,15 @@ func (st *session) proxySSH(t policy.Target, command string) exitResult {
 	}
 	if err != nil {
 		st.errorf("%s refused to start the session: %v", t.Name, err)
-		return exitResult{code: 255, reason: "start refused"}
+		return exitResult{code: 255, reason: "start refused"}, false
 	}
 
-	sigs := make(chan ssh.Signal, 8)
-	st.sess.Signals(sigs)
-	defer st.sess.Signals(nil)
+	p.sigs = make(chan ssh.Signal, 8)
+	st.sess.Signals(p.sigs)
+	p.defers(func() { st.sess.Signals(nil) })
 
 	inCtx, stopInput := context.WithCancel(st.ctx)
-	defer stopInput()
+	p.defers(stopInput)
 	go func() {
 		// Client EOF becomes target EOF; a target that ended stops this
 		// consumer through inCtx, leaving the pump to the next one.
@@ -373,8 +418,8 @@ func (st *session) proxySSH(t policy.Target, command string) exitResult {
 		_ = ch.CloseWrite()
 	}()
 
-	// The last of the two output copies to finish tells the loop below,
-	// which reports the exit only then (drain, then report).
+	// The last of the two output copies to finish tells the loop, which
+	// reports the exit only then (drain, then report).
 	var copying atomic.Int32
 	copying.Store(2)
 	copyOut := func(dst io.Writer, src io.Reader) {
@@ -393,10 +438,17 @@ func (st *session) proxySSH(t policy.Target, command string) exitResult {
 	go copyOut(st.stderr, ch.Stderr())
 
 	takeOver()
-	// While the target runs, this loop watches the session too (see
+	// While the target runs, the loop watches the session too (see
 	// sessionWatch): one goroutine fewer per proxied session.
 	st.pauseMonitor()
-	defer st.resumeMonitor()
+	p.defers(st.resumeMonitor)
+	return exitResult{}, true
+}
+
+// watch serves the session and the target's connection until the target
+// reports the session's end, or the client goes away.
+func (p *sshProxy) watch() exitResult {
+	st, ts, ev, sigs := p.st, p.ts, p.ev, p.sigs
 	w := &st.watch
 	ctxDone := st.ctx.Done()
 	var teardown <-chan time.Time
@@ -421,7 +473,7 @@ func (st *session) proxySSH(t policy.Target, command string) exitResult {
 		case <-ctxDone:
 			// The client's connection ended, or the recording failed.
 			_ = ts.Close()
-			closeConn()
+			p.closeConn()
 			ctxDone, sigs = nil, nil
 			timer := time.NewTimer(teardownTimeout)
 			defer timer.Stop()
@@ -438,7 +490,7 @@ func (st *session) proxySSH(t policy.Target, command string) exitResult {
 		} else if res.reason != "" {
 			// The target went away without an exit status: say so,
 			// or the client's 255 looks like ssh failing on its own.
-			st.errorf("the connection to %s was lost (%s)", t.Name, res.reason)
+			st.errorf("the connection to %s was lost (%s)", p.target, res.reason)
 		}
 		return res
 	}
