@@ -83,8 +83,8 @@ type session struct {
 //
 // The goroutine running it waits in the session (route) for the session's
 // whole life, and its stack keeps every frame below that wait: the setup
-// is a function of its own (open) so that its locals are not among them
-// (see proxySSH).
+// is a function of its own (openSession) so that its locals are not among
+// them (see proxySSH).
 func (s *Server) handleSession(sess ssh.Session) {
 	s.sessions.Add(1)
 	defer s.sessions.Done()

@@ -306,7 +306,7 @@ type sshProxy struct {
 	ts        targetSession
 	ev        *targetEvents
 	sigs      chan ssh.Signal
-	closeConn func() // closes the target's connection
+	closeConn func()   // closes the target's connection
 	undo      []func() // run by close, last first
 }
 
