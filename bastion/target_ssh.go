@@ -156,6 +156,8 @@ func (e *turnedAwayError) Error() string {
 	return fmt.Sprintf("closed the connection %s before its SSH banner, saying %q: %v", times(e.attempts), e.said, e.err)
 }
 
+func (e *turnedAwayError) Unwrap() error { return e.err }
+
 // connectionLost reports whether err is the connection going away under
 // the handshake. x/crypto/ssh closes the connection when a write fails, so
 // its reader may report the close (net.ErrClosed) instead of the reset.
@@ -171,7 +173,6 @@ func times(n int) string {
 	}
 	return fmt.Sprintf("%d times", n)
 }
-func (e *turnedAwayError) Unwrap() error { return e.err }
 
 // maxPreBanner bounds what bannerConn keeps of the lines a server may send
 // before its identification line (RFC 4253 section 4.2). A server that
@@ -284,8 +285,8 @@ func (st *session) targetSigner(t policy.Target) (gossh.Signer, error) {
 // goroutine serves the target's requests while the session is set up,
 // and the loop at the end serves them once it runs (targetEvents).
 //
-// For the same reason the setup (startProxy) and the loop (watch) are
-// functions of their own: the session's goroutine waits in the loop for
+// For the same reason the setup (sshProxy.start) and the loop
+// (sshProxy.watch) are functions of their own: the session's goroutine waits in the loop for
 // the session's whole life, and its stack keeps every frame below it. The
 // setup's locals in that frame made the stack 16 KiB per idle session; the
 // frames it waits under now fit in 8 (TestIdleSessionMemory).
