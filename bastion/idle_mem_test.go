@@ -17,6 +17,7 @@ import (
 
 	gossh "golang.org/x/crypto/ssh"
 
+	"github.com/bastion-dev/bastion/internal/race"
 	"github.com/bastion-dev/bastion/internal/testharness"
 )
 
@@ -101,7 +102,7 @@ roles:
 	// handler's, which waits under the session's frames for its whole life
 	// (proxySSH, handleSession). With the setup's locals among those frames
 	// it took 16 KiB, and the stacks 64-67 KiB per session; they are 55-56.
-	if per := per(before.stack, after.stack); per > 60 && !raceEnabled {
+	if per := per(before.stack, after.stack); per > 60 && !race.Enabled {
 		t.Errorf("goroutine stacks take %.1f KiB per idle session, want at most 60: did a function the session waits under grow its frame?", per)
 	}
 	if dir := os.Getenv("BASTION_MEM_PROFILE"); dir != "" {

@@ -16,6 +16,8 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+
+	"github.com/bastion-dev/bastion/internal/race"
 )
 
 var t0 = time.Date(2025, 3, 1, 9, 0, 0, 0, time.UTC)
@@ -650,7 +652,7 @@ func TestAppendPreparedReusesRawFrames(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !raceEnabled && &c2.stored[:1][0] != &buf[0] {
+	if !race.Enabled && &c2.stored[:1][0] != &buf[0] {
 		t.Error("the second raw frame was not built in the first one's buffer")
 	}
 	if err := s.AppendPrepared(ctx, "s1", []PreparedChunk{c2}); err != nil {
