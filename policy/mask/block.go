@@ -311,7 +311,10 @@ func (s *Stream) blockRun(p []byte, i int) (int, bool) {
 		// A run right before one of these may go on past it: a run stops
 		// there. A zero-width character's lead is one: transparent inside
 		// a candidate, it is plain text to the idle stream otherwise, so
-		// blockRun passes it where no run comes right before it.
+		// blockRun passes it where no run comes right before it. Where a
+		// run does, the bytes after the lead decide (mayZW): binary output
+		// has such a lead after a run every 300 bytes, and stopping at each
+		// sent the run through the slow path a byte at a time.
 		adj := stop | zw
 		c := m.chain | inv
 		if runStart >= 0 {
@@ -327,7 +330,7 @@ func (s *Stream) blockRun(p []byte, i int) (int, bool) {
 			if fz == 64 {
 				continue
 			}
-			if adj>>fz&1 != 0 {
+			if adj>>fz&1 != 0 && (stop>>fz&1 != 0 || mayZW(p, b0+fz)) {
 				return runStart, sawInv
 			}
 			runStart = -1
@@ -385,7 +388,8 @@ func (s *Stream) blockRun(p []byte, i int) (int, bool) {
 			inRun := (flag & (1<<en - 1)) >> st
 			digits := bits.OnesCount64((m.digit & (1<<en - 1)) >> st)
 			hasInv := near>>st&1 != 0 || (inv&(1<<en-1))>>st != 0
-			if digits >= chainMin || digits > 0 && end == len(p) || adj>>en&1 != 0 || inRun != 0 ||
+			if digits >= chainMin || digits > 0 && end == len(p) || inRun != 0 ||
+				adj>>en&1 != 0 && (stop>>en&1 != 0 || mayZW(p, end)) ||
 				digits >= invDigits && hasInv {
 				return start, sawInv
 			}

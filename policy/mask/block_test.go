@@ -42,6 +42,9 @@ func blockText(r *rand.Rand, n int) []byte {
 		"exp ", "exp: ", "expiry=", "cvv", "cvv2 ", "CVC2=", "cid ", "security code ", "valid thru ",
 		"expiration\t", "duration=", "status=", "x2 ", "2 ", "1 2 3 4 5 6 7 8 9 0 1 2 3",
 		"\x1b[31m", "\x1b[0m", "\x00", "\x7f", "\xe2\x80\x8b", "\xc2\xad", "\xef\xbb\xbf", "\xe2\x94\x80",
+		// Leads of zero-width characters cut short or followed by
+		// something else: visible, so they end a chain.
+		"\xc2A", "\xc2\xa0", "\xe2\x80A", "\xe2\x80\x90", "\xe2\x81\xa0", "\xe2\x81\xa5", "\xef\xbbA", "\xef\xbf",
 		";", "%B", "%", "=", ":", " ", "  ", "-", "/", ".", "..", "\n", "\r\n", "\t", "'", "\"",
 		"abc", "INFO request handled", "é",
 	}
@@ -197,6 +200,21 @@ func TestBlockRunCases(t *testing.T) {
 		"%\x00B4111111111111111^DOE/JOHN^2712101?",
 		"12\x00 34",
 		strings.Repeat("\x00", 70) + "4111111111111111",
+		// A zero-width character joins digits; anything else a lead
+		// starts ends them (mayZW).
+		"4111\xc2\xad111111111111",
+		"4111\xe2\x81\xa4111111111111",
+		"4111\xef\xbb\xbf111111111111",
+		"4111 \xe2\x80\x8f1111 1111 1111",
+		"4111\xc2A111111111111",
+		"4111\xc2\xa0111111111111",
+		"4111\xe2\x80\x90111111111111",
+		"4111\xe2\x81\xa5111111111111",
+		"4111\xef\xbbA111111111111",
+		"4111 \xe2\x80A1111 1111 1111",
+		"cvv \xc2A123",
+		"cvv \xc2\xad123",
+		"12/\xe2\x80\x8b27",
 	} {
 		for pad := 0; pad < 70; pad++ {
 			in := []byte(strings.Repeat("a", pad) + tc + " tail\n")
@@ -314,6 +332,50 @@ func TestInvReachMask(t *testing.T) {
 	for _, c := range cases {
 		if got, want := invReachMask(c[0], c[1]), invReachRef(c[0], c[1]); got != want {
 			t.Fatalf("invReachMask(%#x, %#x) = %#x, want %#x", c[0], c[1], got, want)
+		}
+	}
+}
+
+// TestBlockRunZeroWidthLead: a run right before the lead of a zero-width
+// character sends blockRun's caller to the run, since the character may
+// join it to more digits; before a lead that starts anything else, the run
+// ends there and blockRun passes on. Binary output has such a lead after a
+// run every few hundred bytes.
+func TestBlockRunZeroWidthLead(t *testing.T) {
+	_, with := blockVariants(t, allDetectors)
+	pad := strings.Repeat("z", 40)
+	for _, tc := range []struct {
+		lead string
+		stop bool // blockRun must stop at the run
+	}{
+		{"\xc2\xad", true},
+		{"\xe2\x80\x8b", true},
+		{"\xe2\x81\xa0", true},
+		{"\xef\xbb\xbf", true},
+		{"\xc2A", false},
+		{"\xc2\xa0", false},
+		{"\xe2\x80\x90", false},
+		{"\xe2\x81\xa5", false},
+		{"\xe2A", false},
+		{"\xefA", false},
+		{"\xef\xbb\xbe", false},
+	} {
+		for _, run := range []string{"12", "1.2", "\x001"} {
+			// The run sits inside the first block and across the boundary.
+			for _, at := range []int{10, 62, 63} {
+				in := []byte(pad + pad)
+				in = append(append(append(in[:at:at], run...), tc.lead...), pad...)
+				want := len(in)
+				if tc.stop {
+					want = at
+				}
+				for _, e := range with {
+					s := e.NewStream(nil)
+					if got, _ := s.blockRun(in, 0); got != want {
+						t.Errorf("simd=%v %q: blockRun = %d, want %d", e.simd, in, got, want)
+					}
+				}
+			}
 		}
 	}
 }

@@ -221,6 +221,48 @@ var mayJoin = func() (t [256]bool) {
 	return t
 }()
 
+// joins reports whether p[k], a byte right after a group or its separator,
+// may join the chain to what follows: mayJoin, narrowed for the lead of a
+// zero-width character by the bytes after it (mayZW).
+func joins(p []byte, k int) bool {
+	c := p[k]
+	if c == 0xc2 || c == 0xe2 || c == 0xef {
+		return mayZW(p, k)
+	}
+	return mayJoin[c]
+}
+
+// mayZW reports whether p[k], 0xC2, 0xE2 or 0xEF, may start a zero-width
+// character: one that Stream.utfNext takes whole (U+00AD, U+200B–U+200F,
+// U+2060–U+2064, U+FEFF). Only such a character is transparent inside a
+// candidate; any other sequence is visible from its lead on, and so ends a
+// chain as any other byte does. Where p ends first, it may.
+func mayZW(p []byte, k int) bool {
+	if k+1 >= len(p) {
+		return true
+	}
+	b1 := p[k+1]
+	switch p[k] {
+	case 0xc2:
+		return b1 == 0xad
+	case 0xe2:
+		if b1 != 0x80 && b1 != 0x81 {
+			return false
+		}
+		if k+2 >= len(p) {
+			return true
+		}
+		b2 := p[k+2]
+		if b1 == 0x80 {
+			return b2 >= 0x8b && b2 <= 0x8f
+		}
+		return b2 >= 0xa0 && b2 <= 0xa4
+	case 0xef:
+		return b1 == 0xbb && (k+2 >= len(p) || p[k+2] == 0xbf)
+	}
+	return true
+}
+
 // plainChain returns the length of the chain that starts with the digit
 // p[i], including a separator that ends it, if the chain detectors would
 // pass all of it through unmasked; 0 if they might not, or if p ends
@@ -272,13 +314,13 @@ func (e *Engine) plainChain(p []byte, i int) int {
 				j++
 				continue
 			}
-			if mayJoin[d] {
+			if joins(p, j+1) {
 				return 0
 			}
 			j++ // the separator ends the chain: d is neither digit nor join
 			break
 		}
-		if mayJoin[c] {
+		if joins(p, j) {
 			return 0
 		}
 		break
