@@ -445,39 +445,58 @@ func invReachMask(inv, pinv uint64) uint64 {
 }
 
 // passSentinel reports whether the stop byte p[at] is a track sentinel
-// that idleRun passes over: a ';' not followed by a digit (track 2) or a
-// '%' not followed by 'B' (track 1), where the byte after is no joiner
-// either and no custom rule starts with the sentinel. Invisible controls
-// right after it (up to sentinelReach of them) are looked through, as the
-// track detectors do: binary output has one after half its sentinels.
+// that idleRun passes over: one no custom rule starts with, after which
+// the bytes of p rule track data out. A '%' (track 1) needs a 'B' next; a
+// ';' (track 2) needs 12 digits or more next and then '=', so a ';' passes
+// when fewer digits follow it and then some byte that ends the candidate.
+// Invisible controls (up to sentinelReach of them, Engine.passInv) are
+// looked through, as the track detectors do: binary output has one after
+// half its sentinels. The byte that decides must be no joiner (an escape
+// sequence or a zero-width character is transparent to a candidate, and
+// the track detectors would look past it): then it is visible and not
+// what the format needs, and the candidate ends without masking anything.
+// Digits after a ';' are left to the caller, which handles them as a
+// chain like any other.
 func (e *Engine) passSentinel(p []byte, at int) bool {
 	c := p[at]
-	if c != ';' && c != '%' || e.first[c] || at+1 >= len(p) {
+	if c != ';' && c != '%' || e.first[c] {
 		return false
 	}
-	k := at + 1
-	if e.passInv {
-		for k < len(p) && k-at <= sentinelReach && invisible[p[k]] {
-			k++
+	k, digits := at+1, 0
+	for {
+		if k == len(p) || k-at > sentinelReach+track2MinDigits {
+			return false // the next write, or the slow path, decides
 		}
-		if k == len(p) || k-at > sentinelReach {
+		d := p[k]
+		switch {
+		case invisible[d]:
+			if !e.passInv {
+				return false
+			}
+		case c == ';' && d-'0' < 10:
+			if digits++; digits == track2MinDigits {
+				return false // room for a PAN: the detector must see it
+			}
+		case joins(p, k):
 			return false
+		case c == ';':
+			return true // fewer than track2MinDigits digits, then no digit
+		default:
+			return d != 'B'
 		}
+		k++
 	}
-	d := p[k]
-	if mayJoin[d] {
-		return false
-	}
-	if c == ';' {
-		return d-'0' >= 10
-	}
-	return d != 'B'
 }
 
 // sentinelReach bounds the invisible controls passSentinel looks through,
 // so that blockRun, which may judge a stop again on each call, stays
-// linear; past it the slow path decides.
+// linear; past it the slow path decides. (With the digits of a ';', the
+// look ahead is at most sentinelReach+track2MinDigits bytes.)
 const sentinelReach = 16
+
+// track2MinDigits is the fewest digits of the PAN in track 2 data
+// (track2.byte): a ';' followed by fewer, then something else, is no track.
+const track2MinDigits = 12
 
 // kwMay reports whether a cvv or expiry keyword (for a detector that is
 // on) may end right before p[k], judging on p[lo:k] alone: kwBefore's

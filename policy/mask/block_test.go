@@ -215,6 +215,19 @@ func TestBlockRunCases(t *testing.T) {
 		"cvv \xc2A123",
 		"cvv \xc2\xad123",
 		"12/\xe2\x80\x8b27",
+		// A ';' passes when too few digits for a track follow it.
+		";12345678901x4111111111111111",
+		";12345678901=2712101?",
+		";123456789012=2712101?",
+		";4111111111111111=2712101?;41",
+		";41111111111\x0011111=2712101?",
+		";\x00\x0041111111111111=2712101?",
+		";4111\x1b[0m111111111111=2712101?",
+		";4111\xc2\xad111111111111=2712101?",
+		";4111\xc2A111111111111=2712101?",
+		";12;4111111111111111=2712101?",
+		"%\xc2AB4111111111111111^DOE/JOHN^2712101?",
+		"%\xc2\xadB4111111111111111^DOE/JOHN^2712101?",
 	} {
 		for pad := 0; pad < 70; pad++ {
 			in := []byte(strings.Repeat("a", pad) + tc + " tail\n")
@@ -377,5 +390,46 @@ func TestBlockRunZeroWidthLead(t *testing.T) {
 				}
 			}
 		}
+	}
+}
+
+// TestPassSentinel: the track sentinels the fast path passes over, and the
+// ones it must leave to the track detectors.
+func TestPassSentinel(t *testing.T) {
+	e := mustNew(t, allDetectors)
+	for _, tc := range []struct {
+		in   string
+		pass bool
+	}{
+		{";x", true},
+		{";", false}, // the next write decides
+		{";1", false},
+		{";1x", true},
+		{";12345678901x", true},
+		{";12345678901=", true}, // '=' after fewer than 12 digits ends it
+		{";123456789012x", false},
+		{";41111111111\x001x", false}, // invisible controls are looked through
+		{";4111\x00x", true},
+		{";\x00\x00x", true},
+		{";" + strings.Repeat("\x00", sentinelReach+track2MinDigits) + "x", false},
+		{";4\x1b[0mx", false},  // an escape sequence may hide more digits
+		{";4\xc2\xadx", false}, // so may a zero-width character
+		{";4\xc2Ax", true},     // anything else a lead starts ends the track
+		{";12;x", true},        // the second ';' is judged on its own
+		{"%x", true},
+		{"%B", false},
+		{"%\x00B", false},
+		{"%\xc2\xadB", false},
+		{"%\xc2A", true},
+		{"%1", true},
+	} {
+		if got := e.passSentinel([]byte(tc.in), 0); got != tc.pass {
+			t.Errorf("passSentinel(%q) = %v, want %v", tc.in, got, tc.pass)
+		}
+	}
+	// A custom rule that starts with the sentinel keeps it for the rule.
+	r := mustNew(t, Options{Detectors: []string{"pan", "track"}, Rules: []Rule{{Name: "semi", Pattern: `;[a-z]+`}}})
+	if r.passSentinel([]byte(";x"), 0) {
+		t.Errorf("passSentinel passes a ';' a custom rule starts with")
 	}
 }
