@@ -1,6 +1,7 @@
 package recorder
 
 import (
+	"bytes"
 	"encoding/binary"
 	"slices"
 	"strconv"
@@ -333,6 +334,14 @@ func appendOutputLine(dst []byte, at time.Duration, p []byte, d *utf8Decoder) []
 		return appendEventLine(dst, at, 'o', p, d, false)
 	}
 	return appendBinaryLine(dst, at, p, d)
+}
+
+// textLine reports whether line, what appendOutputLine appended (nothing,
+// or one event line), is an "o" event: after the time, which holds no
+// comma, comes `,"o"`.
+func textLine(line []byte) bool {
+	k := bytes.IndexByte(line, ',')
+	return k >= 0 && k+2 < len(line) && line[k+2] == EventOutput[0]
 }
 
 // appendBinaryLine appends the "b" event line of output bytes that are not

@@ -329,3 +329,29 @@ func TestCopyPlain(t *testing.T) {
 		}
 	}
 }
+
+// TestTextLine: the flusher searches only "o" lines for keyframes, and
+// tells them by the type after the time, whatever the time looks like.
+func TestTextLine(t *testing.T) {
+	var d utf8Decoder
+	for _, tc := range []struct {
+		out  []byte
+		at   time.Duration
+		text bool
+	}{
+		{[]byte("\x1b[2Jhello"), 0, true},
+		{[]byte("plain"), 1234567 * time.Microsecond, true},
+		{[]byte("\xff\xfe\x1b[0m"), 0, false}, // binary: a "b" line
+		{[]byte{0x80, 0x1b}, 3 * time.Second, false},
+		{[]byte("\xe2\x82"), time.Second, false}, // only a character's start so far: no line
+	} {
+		line := appendOutputLine(nil, tc.at, tc.out, &d)
+		d = utf8Decoder{}
+		if got := textLine(line); got != tc.text {
+			t.Errorf("%q as %q: textLine = %v, want %v", tc.out, line, got, tc.text)
+		}
+	}
+	if textLine(nil) {
+		t.Errorf("textLine(nil) = true")
+	}
+}

@@ -421,13 +421,17 @@ func (r *Recorder) flush(ctx context.Context, final bool) error {
 		line = make([]byte, 0, len(arena)+len(arena)/4+64)
 	}
 	b := new(batch)
-	escapes := false // whether the output in line held an ESC byte
+	escapes := false // whether the text output in line held an ESC byte
 	for _, ev := range queue {
 		data := arena[ev.off:ev.end]
 		switch ev.typ {
 		case 'o':
-			escapes = escapes || bytes.IndexByte(data, 0x1b) >= 0
+			mark := len(line)
 			line = appendOutputLine(line, ev.at, data, &r.out)
+			// Only "o" lines are searched for keyframes: an ESC in binary
+			// output (one in 256 bytes of it) would otherwise make the
+			// search scan every "b" line for its end.
+			escapes = escapes || textLine(line[mark:]) && bytes.IndexByte(data, 0x1b) >= 0
 		case 'i':
 			line = appendEventLine(line, ev.at, ev.typ, data, &r.in, false)
 		default: // 'r' and 'm' carry valid UTF-8 of their own

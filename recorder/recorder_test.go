@@ -814,3 +814,52 @@ func TestRecorderIndexesKeyframes(t *testing.T) {
 		t.Errorf("%d chunks, %d with a keyframe; want more than 7 chunks and 3 keyframes", len(index), keyframes)
 	}
 }
+
+// escapesStore is a real store that notes the escapes flag of every piece
+// the recorder prepares.
+type escapesStore struct {
+	Store
+	mu   sync.Mutex
+	seen []bool
+}
+
+func (s *escapesStore) PrepareEncoded(events []byte, escapes bool) (PreparedChunk, error) {
+	s.mu.Lock()
+	s.seen = append(s.seen, escapes)
+	s.mu.Unlock()
+	return s.Store.PrepareEncoded(events, escapes)
+}
+
+// TestRecorderEscapesTextOnly: an ESC byte inside binary output ("b" lines,
+// which the keyframe search passes over) does not send a piece to that
+// search, which would scan each base64 line for its end; one in text does.
+func TestRecorderEscapesTextOnly(t *testing.T) {
+	base, _ := openTestStore(t)
+	for _, tc := range []struct {
+		name   string
+		output []byte
+		want   bool
+	}{
+		{"binary with ESC", bytes.Repeat([]byte("\xff\x1b[2J\x00\xfe"), 20000), false},
+		{"text with ESC", bytes.Repeat([]byte("\x1b[2Jok\r\n"), 20000), true},
+		{"text", bytes.Repeat([]byte("ok\r\n"), 20000), false},
+	} {
+		s := &escapesStore{Store: base}
+		h := newHarness(t, s, func(c *RecorderConfig) { c.Meta.ID = "s-" + strings.ReplaceAll(tc.name, " ", "-") })
+		h.rec.Output(tc.output)
+		if err := h.rec.Close(t.Context(), nil, StateClosed, ""); err != nil {
+			t.Fatal(err)
+		}
+		s.mu.Lock()
+		seen := s.seen
+		s.mu.Unlock()
+		if len(seen) == 0 {
+			t.Fatalf("%s: no piece prepared", tc.name)
+		}
+		for i, got := range seen {
+			if got != tc.want {
+				t.Errorf("%s: piece %d prepared with escapes %v, want %v", tc.name, i, got, tc.want)
+			}
+		}
+	}
+}
