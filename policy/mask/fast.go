@@ -232,6 +232,40 @@ func joins(p []byte, k int) bool {
 	return mayJoin[c]
 }
 
+// joinsPast is joins, looking through what a candidate takes as
+// transparent: when p[k] is an invisible control or an ESC, the chain may
+// go on only if the first byte after the controls and escape sequences
+// that start at k is a digit, a separator or a joiner (or p ends first,
+// or they run on for more than maxTransparentLook bytes). Binary output
+// has one of them after every tenth digit, and giving up on each sent the
+// chain through the slow path a byte at a time; any other byte there is
+// visible and ends the chain, in the slow path too.
+func joinsPast(p []byte, k int) bool {
+	if c := p[k]; c != 0x1b && !invisible[c] {
+		return joins(p, k)
+	}
+	for lim := k + maxTransparentLook; k < len(p) && k < lim; {
+		c := p[k]
+		switch {
+		case c == 0x1b:
+			n := escapeLen(p[k:])
+			if n == 0 {
+				return true // the sequence goes on into the next write
+			}
+			k += n
+		case invisible[c]:
+			k++
+		default:
+			return c-'0' < 10 || c == ' ' || c == '-' || c == '/' || c == '.' || joins(p, k)
+		}
+	}
+	return true
+}
+
+// maxTransparentLook bounds joinsPast's look ahead, so that a chain before
+// a long run of NULs costs no more than that to settle.
+const maxTransparentLook = 64
+
 // mayZW reports whether p[k], 0xC2, 0xE2 or 0xEF, may start a zero-width
 // character: one that Stream.utfNext takes whole (U+00AD, U+200B–U+200F,
 // U+2060–U+2064, U+FEFF). Only such a character is transparent inside a
@@ -314,13 +348,13 @@ func (e *Engine) plainChain(p []byte, i int) int {
 				j++
 				continue
 			}
-			if joins(p, j+1) {
+			if joinsPast(p, j+1) {
 				return 0
 			}
 			j++ // the separator ends the chain: d is neither digit nor join
 			break
 		}
-		if joins(p, j) {
+		if joinsPast(p, j) {
 			return 0
 		}
 		break

@@ -134,6 +134,9 @@ func TestFastPathEdges(t *testing.T) {
 		{"a;123456789012=2712101? x", "a;" + strings.Repeat("*", 20) + "? x"},
 		{"a;4111\x001111\x0011111111=2712101? x", "a;" + strings.Repeat("*", 4) + "\x00" + strings.Repeat("*", 4) + "\x00" + strings.Repeat("*", 16) + "? x"},
 		{"a;12x;4111111111111111=2712101? x", "a;12x;" + strings.Repeat("*", 24) + "? x"},
+		{"4111\x001111\x1b[0m1111 1111 x", "****\x00****\x1b[0m**** 1111 x"},
+		{"cvv\x00 123\x00x", "cvv\x00 ***\x00x"},
+		{"1234\x00x 4111111111111111\x1b[0mx", "1234\x00x ************1111\x1b[0mx"},
 		{"4111111111111111 12/27\n12/27 x", "************1111 **/**\n12/27 x"},
 	} {
 		got, _ := e.MaskText(tc.in)
@@ -149,6 +152,36 @@ func TestFastPathEdges(t *testing.T) {
 			if b.String() != got {
 				t.Errorf("%q cut at %d: %q, want %q", tc.in, cut, b.String(), got)
 			}
+		}
+	}
+}
+
+// TestPlainChainLooksThroughTransparent: a chain before invisible controls
+// or escape sequences ends there when the first visible byte after them
+// cannot go on with it; otherwise the slow path decides (0).
+func TestPlainChainLooksThroughTransparent(t *testing.T) {
+	e := mustNew(t, allDetectors)
+	for _, tc := range []struct {
+		in   string
+		want int
+	}{
+		{"12\x00x", 2},
+		{"12\x00\x7f\x01x", 2},
+		{"12\x1b[0mx", 2},
+		{"12\x1b[0m\x00\x1bcx", 2},
+		{"12 \x00x", 3},
+		{"12\x00\xc2Ax", 2},
+		{"12\x00\n", 2},
+		{"12\x003", 0},  // the digits join
+		{"12\x00 3", 0}, // a separator may too
+		{"12 \x1b[0m3", 0},
+		{"12\x00\xc2\xad3", 0}, // so may a zero-width character
+		{"12\x00", 0},           // the next write decides
+		{"12\x1b[0", 0},
+		{"12" + strings.Repeat("\x00", maxTransparentLook) + "x", 0},
+	} {
+		if got := e.plainChain([]byte(tc.in), 0); got != tc.want {
+			t.Errorf("plainChain(%q) = %d, want %d", tc.in, got, tc.want)
 		}
 	}
 }
