@@ -176,7 +176,7 @@ func TestPlainChainLooksThroughTransparent(t *testing.T) {
 		{"12\x00 3", 0}, // a separator may too
 		{"12 \x1b[0m3", 0},
 		{"12\x00\xc2\xad3", 0}, // so may a zero-width character
-		{"12\x00", 0},           // the next write decides
+		{"12\x00", 0},          // the next write decides
 		{"12\x1b[0", 0},
 		{"12" + strings.Repeat("\x00", maxTransparentLook) + "x", 0},
 	} {
