@@ -101,6 +101,10 @@ func (c *chain) hold() int64 {
 	return h
 }
 
+// chainSep reports whether b separates the groups of a digit chain: the
+// chain detector, the chain path and its look ahead share this one set.
+func chainSep(b byte) bool { return b == ' ' || b == '-' || b == '/' || b == '.' }
+
 // chainByte feeds one visible byte to the chain.
 func (s *Stream) chainByte(b byte, at int64) {
 	c := &s.ch
@@ -110,7 +114,7 @@ func (s *Stream) chainByte(b byte, at int64) {
 			s.groupStart(at)
 		}
 		s.digit(b, at)
-	case c.inGroup && (b == ' ' || b == '-' || b == '/' || b == '.'):
+	case c.inGroup && chainSep(b):
 		s.groupEnd()
 		c.inGroup, c.sep = false, b
 	case c.open:

@@ -256,7 +256,7 @@ func joinsPast(p []byte, k int) bool {
 		case invisible[c]:
 			k++
 		default:
-			return c-'0' < 10 || c == ' ' || c == '-' || c == '/' || c == '.' || joins(p, k)
+			return c-'0' < 10 || chainSep(c) || joins(p, k)
 		}
 	}
 	return true
@@ -336,7 +336,7 @@ func (e *Engine) plainChain(p []byte, i int) int {
 		}
 		total += j - g
 		c := p[j]
-		if c == ' ' || c == '-' || c == '/' || c == '.' {
+		if chainSep(c) {
 			if j+1 == len(p) {
 				return 0
 			}
