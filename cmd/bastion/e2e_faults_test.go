@@ -455,13 +455,19 @@ func (w *world) auditCount(t *testing.T, typ string) int {
 	return n
 }
 
-// TestFaultMisbehavingClients holds 200 loopback connections open that never
-// complete a handshake (silent, garbage, a banner and nothing more): a
-// normal client still gets through while they are open, and once they are
-// closed the bastion's goroutines and files go back to where they were and
-// it shuts down within its grace period.
+// TestFaultMisbehavingClients holds 1,000 loopback connections open that
+// never complete a handshake (silent, garbage, a banner and nothing more):
+// a normal client still gets through while they are open, the bastion's
+// heap grows by a bounded amount per connection (whatever they send), and
+// once they are closed its heap, goroutines and files go back to where they
+// were and it shuts down within its grace period.
 func TestFaultMisbehavingClients(t *testing.T) {
-	const conns = 200
+	const conns = 1000
+	// perConnHeap bounds what one connection that has not finished its
+	// handshake may hold: x/crypto's buffers and key exchange state come to
+	// a few KiB; a bastion that buffered what such a client sends, or held
+	// a session's worth of state for it, would pass this with 1,000 of them.
+	const perConnHeap = 64 << 10
 	junk := make([]byte, 4096)
 	_, _ = rand.Read(junk)
 	cases := []struct {
@@ -485,7 +491,7 @@ func TestFaultMisbehavingClients(t *testing.T) {
 				t.Fatalf("whoami before: %+v", res)
 			}
 			time.Sleep(200 * time.Millisecond)
-			baseG, baseFD := runtime.NumGoroutine(), openFDs(t)
+			baseG, baseFD, baseHeap := runtime.NumGoroutine(), openFDs(t), liveHeap()
 
 			open := make([]net.Conn, 0, conns)
 			defer func() {
@@ -503,6 +509,15 @@ func TestFaultMisbehavingClients(t *testing.T) {
 					_ = cn.SetWriteDeadline(time.Now().Add(2 * time.Second))
 					_, _ = cn.Write(c.send) // the bastion may hang up first
 				}
+			}
+
+			// The bastion has read what they sent (or hung up on them).
+			time.Sleep(500 * time.Millisecond)
+			grown := liveHeap() - baseHeap
+			t.Logf("heap with %d %s connections open: %+d KiB, %d bytes a connection", conns, c.name, grown>>10, grown/conns)
+			if grown > conns*perConnHeap {
+				t.Errorf("heap grew by %d KiB with %d %s connections open: more than %d KiB a connection",
+					grown>>10, conns, c.name, perConnHeap>>10)
 			}
 
 			start := time.Now()
@@ -547,16 +562,19 @@ func TestFaultMisbehavingClients(t *testing.T) {
 			}
 			open = nil
 
-			// Nothing left behind: goroutines and descriptors come back.
+			// Nothing left behind: goroutines, descriptors and the heap come
+			// back (the heap to within what two sessions' worth of pools and
+			// buffers may keep).
 			deadline := time.Now().Add(10 * time.Second)
 			for {
-				g, fd := runtime.NumGoroutine(), openFDs(t)
-				if g <= baseG+10 && fd <= baseFD+10 {
-					t.Logf("goroutines %d (baseline %d), fds %d (baseline %d)", g, baseG, fd, baseFD)
+				g, fd, h := runtime.NumGoroutine(), openFDs(t), liveHeap()
+				if g <= baseG+10 && fd <= baseFD+10 && h <= baseHeap+4<<20 {
+					t.Logf("goroutines %d (baseline %d), fds %d (baseline %d), heap %d KiB (baseline %d)", g, baseG, fd, baseFD, h>>10, baseHeap>>10)
 					break
 				}
 				if time.Now().After(deadline) {
-					t.Fatalf("after closing the connections: %d goroutines (baseline %d), %d fds (baseline %d)", g, baseG, fd, baseFD)
+					t.Fatalf("after closing the connections: %d goroutines (baseline %d), %d fds (baseline %d), heap %d KiB (baseline %d)",
+						g, baseG, fd, baseFD, h>>10, baseHeap>>10)
 				}
 				time.Sleep(100 * time.Millisecond)
 			}
@@ -569,6 +587,15 @@ func TestFaultMisbehavingClients(t *testing.T) {
 			}
 		})
 	}
+}
+
+// liveHeap is the heap this process (the bastion runs in it) holds after a
+// collection: what the bastion keeps, not what it has yet to free.
+func liveHeap() int64 {
+	runtime.GC()
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	return int64(m.HeapAlloc)
 }
 
 // openFDs counts this process's open file descriptors (the bastion runs in
@@ -592,12 +619,7 @@ func TestFaultClientStopsReading(t *testing.T) {
 	if res := w.client.Run(t, "web-1", "head -c 1000000 /dev/zero"); res.ExitCode != 0 {
 		t.Fatalf("warm-up session: %+v", res)
 	}
-	heap := func() int64 {
-		runtime.GC()
-		var m runtime.MemStats
-		runtime.ReadMemStats(&m)
-		return int64(m.HeapAlloc)
-	}
+	heap := liveHeap
 	before := heap()
 
 	cmd := w.client.Command(context.Background(), "web-1", "yes | head -c 200000000")
